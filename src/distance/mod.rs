@@ -1,0 +1,125 @@
+//! Distance under each [`Metric`], and the vector checks that go with it.
+//!
+//! Vectors are kept in two forms. The *stored form* is exactly what the user inserted (what `get`
+//! returns). The *search form* is what the graph compares: the same vector, except under cosine,
+//! where it is scaled to unit length so that `1 − cos` is `1 − a·b` and no norm is recomputed per
+//! pair.
+
+mod scalar;
+pub(crate) mod simd;
+
+use crate::error::{Error, Result};
+use crate::options::Metric;
+
+/// Squared Euclidean distance. Invariant: `a.len() == b.len()`.
+#[inline]
+pub(crate) fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
+    simd::l2_sq(a, b)
+}
+
+/// Inner product. Invariant: `a.len() == b.len()`.
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    simd::dot(a, b)
+}
+
+/// `(q·v, v·v)` in one pass. Invariant: `q.len() == v.len()`.
+#[inline]
+pub(crate) fn dot_and_norm_sq(q: &[f32], v: &[f32]) -> (f32, f32) {
+    simd::dot_and_norm_sq(q, v)
+}
+
+impl Metric {
+    /// The distance between two vectors as inserted (stored form): squared L2, `1 − cos` or
+    /// `1 − dot`. Smaller is closer. Both slices must have the same length.
+    ///
+    /// ```
+    /// use hnswdb::Metric;
+    /// assert_eq!(Metric::L2.distance(&[0.0, 0.0], &[3.0, 4.0]), 25.0);
+    /// assert!(Metric::Cosine.distance(&[1.0, 0.0], &[2.0, 0.0]).abs() < 1e-6);
+    /// ```
+    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => l2_sq(a, b),
+            Metric::Dot => 1.0 - dot(a, b),
+            Metric::Cosine => {
+                let (ab, bb) = dot_and_norm_sq(a, b);
+                let aa = dot(a, a);
+                1.0 - ab / (aa.sqrt() * bb.sqrt())
+            }
+        }
+    }
+
+    /// Distance between two vectors in search form.
+    #[inline]
+    pub(crate) fn search_distance(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => l2_sq(a, b),
+            Metric::Cosine | Metric::Dot => 1.0 - dot(a, b),
+        }
+    }
+
+    /// Distance from a query in search form to a vector in stored form (read from the file).
+    #[inline]
+    pub(crate) fn stored_distance(self, query: &[f32], stored: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => l2_sq(query, stored),
+            Metric::Dot => 1.0 - dot(query, stored),
+            Metric::Cosine => {
+                let (qv, vv) = dot_and_norm_sq(query, stored);
+                1.0 - qv / vv.sqrt()
+            }
+        }
+    }
+
+    /// Writes the search form of `vector` (stored form) into `out`.
+    pub(crate) fn search_form_into(self, vector: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend_from_slice(vector);
+        if self == Metric::Cosine {
+            let inv = 1.0 / dot(vector, vector).sqrt();
+            out.iter_mut().for_each(|x| *x *= inv);
+        }
+    }
+
+    /// The search form of `vector` (stored form).
+    pub(crate) fn search_form(self, vector: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(vector.len());
+        self.search_form_into(vector, &mut out);
+        out
+    }
+
+    /// Checks that `vector` can be inserted into or searched in a `dim`-dimensional index.
+    pub(crate) fn validate(self, dim: usize, vector: &[f32]) -> Result<()> {
+        if vector.len() != dim {
+            return Err(Error::Dimension {
+                expected: dim,
+                got: vector.len(),
+            });
+        }
+        if vector.iter().any(|x| x.is_nan()) {
+            return Err(Error::InvalidVector {
+                reason: "it contains NaN",
+            });
+        }
+        if vector.iter().any(|x| x.is_infinite()) {
+            return Err(Error::InvalidVector {
+                reason: "it contains infinity",
+            });
+        }
+        if self == Metric::Cosine {
+            let norm_sq = dot(vector, vector);
+            if norm_sq == 0.0 {
+                return Err(Error::InvalidVector {
+                    reason: "it is all zeros, which has no direction under cosine",
+                });
+            }
+            if !norm_sq.is_finite() {
+                return Err(Error::InvalidVector {
+                    reason: "its norm overflows f32",
+                });
+            }
+        }
+        Ok(())
+    }
+}

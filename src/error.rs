@@ -1,0 +1,117 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in hnswdb.
+///
+/// Every variant says what was wrong; its message also says what to do about it.
+/// No input and no file content makes hnswdb panic: it returns one of these instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A vector had a different number of components than the index.
+    #[error("vector has {got} dimensions but the index holds {expected}-dimensional vectors")]
+    Dimension {
+        /// The dimension of the index.
+        expected: usize,
+        /// The length of the vector that was passed.
+        got: usize,
+    },
+    /// A vector holds NaN or infinity, or is all zeros under the cosine metric.
+    #[error("invalid vector: {reason}; pass finite values (and a non-zero vector for cosine)")]
+    InvalidVector {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Options or search parameters that cannot work.
+    #[error("invalid options: {reason}")]
+    InvalidOptions {
+        /// Which setting is wrong and what it must be.
+        reason: String,
+    },
+    /// `Index::create` was given a path that already exists.
+    #[error("{path} already exists; use Index::open or Index::open_or_create, or remove the file")]
+    AlreadyExists {
+        /// The path that exists.
+        path: PathBuf,
+    },
+    /// `Index::open` was given a path that does not exist.
+    #[error("{path} does not exist; use Index::create or Index::open_or_create")]
+    NotFound {
+        /// The missing path.
+        path: PathBuf,
+    },
+    /// The file exists but is not an hnswdb index (another file, an empty file, or another redb
+    /// database). It has not been changed.
+    #[error("{path} is not an hnswdb index ({detail}); the file was left unchanged")]
+    NotAnIndex {
+        /// The file.
+        path: PathBuf,
+        /// What showed it is not ours.
+        detail: String,
+    },
+    /// The index was written in a format version this build cannot read.
+    #[error("index format version {found} is not supported (this build reads version {supported}); use a matching hnswdb release")]
+    Version {
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// `Index::open_or_create` found an index with other settings than the ones asked for.
+    #[error("the index at this path has {setting} = {stored}, but {requested} was requested; open it with Index::open to use its own settings")]
+    OptionsMismatch {
+        /// Which setting differs.
+        setting: &'static str,
+        /// The value in the file.
+        stored: String,
+        /// The value passed in.
+        requested: String,
+    },
+    /// The file's contents are damaged: a record failed validation or an invariant does not hold.
+    #[error("corrupt index: {what} (at {location}); restore from a backup or rebuild the index")]
+    Corrupt {
+        /// What is wrong.
+        what: String,
+        /// Where: a table and key, or the invariant that failed.
+        location: String,
+    },
+    /// The storage engine (redb) failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] redb::Error),
+    /// An operating-system I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `Result` with [`Error`] as its error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A `Corrupt` error with a location.
+    pub(crate) fn corrupt(what: impl Into<String>, location: impl Into<String>) -> Error {
+        Error::Corrupt {
+            what: what.into(),
+            location: location.into(),
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($ty:ident),*) => {$(
+        impl From<redb::$ty> for Error {
+            fn from(e: redb::$ty) -> Self {
+                Error::Storage(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    DatabaseError,
+    TransactionError,
+    TableError,
+    StorageError,
+    CommitError,
+    CompactionError,
+    SetDurabilityError
+);

@@ -1,0 +1,93 @@
+//! The HNSW algorithm (Malkov & Yashunin, 2018), generic over the graph it walks.
+//!
+//! It reaches nodes only through [`GraphRead`] and [`GraphWrite`], so the same code runs over
+//! [`MemoryGraph`] in tests and fuzzing, over the cache, and over redb. Nothing here names redb or
+//! rkyv.
+//!
+//! Vocabulary (the paper's): `m` neighbours per node on upper layers, `m0 = 2*m` on layer 0,
+//! `ef` the size of the dynamic candidate list, `ml = 1/ln(m)` the level normaliser.
+
+mod check;
+mod insert;
+mod level;
+mod memory;
+mod remove;
+mod scratch;
+mod search;
+mod select;
+
+pub(crate) use check::check;
+pub(crate) use insert::insert;
+pub(crate) use level::level_for;
+#[cfg(test)]
+pub(crate) use memory::MemoryGraph;
+pub(crate) use remove::remove;
+pub(crate) use scratch::Scratch;
+pub(crate) use search::search;
+
+use crate::error::Result;
+
+/// Dense internal node id (recycled after removal).
+pub(crate) type NodeId = u32;
+
+/// Highest level a node can have. Persisted in link keys as a byte.
+pub(crate) const MAX_LEVEL: u8 = 31;
+
+/// The node where every search starts, on the top layer of the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EntryPoint {
+    pub id: NodeId,
+    pub level: u8,
+}
+
+/// Shape of the graph: list bounds and construction effort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Params {
+    /// Neighbours per node on layers ≥ 1.
+    pub m: usize,
+    /// Neighbours per node on layer 0 (`2*m`).
+    pub m0: usize,
+    /// Candidate-list size while inserting.
+    pub ef_construction: usize,
+}
+
+impl Params {
+    /// The list bound on `layer`.
+    pub fn max_neighbours(&self, layer: u8) -> usize {
+        if layer == 0 {
+            self.m0
+        } else {
+            self.m
+        }
+    }
+}
+
+/// Read access to a graph. Vectors are in *search form* (unit length under cosine).
+///
+/// Invariant: every id passed in is a live node of the graph, except where a method says otherwise.
+pub(crate) trait GraphRead {
+    /// The entry point, or `None` when the graph is empty.
+    fn entry_point(&self) -> Option<EntryPoint>;
+    /// The level of node `id` (it is present on layers `0..=level`).
+    fn level(&self, id: NodeId) -> Result<u8>;
+    /// Replaces `out` with the neighbours of `id` on `layer`.
+    fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()>;
+    /// Distance from `query` (search form) to node `id`.
+    fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32>;
+    /// Distance between two nodes.
+    fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32>;
+}
+
+/// Write access, for insert and remove. Implementations keep reverse links exactly in step with
+/// every [`set_neighbours`](GraphWrite::set_neighbours).
+pub(crate) trait GraphWrite: GraphRead {
+    /// Replaces `out` with the nodes whose list on `layer` contains `id` (any order, no duplicates).
+    fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()>;
+    /// Replaces the list of `id` on `layer` with `list` (no duplicates, no `id`, within bounds).
+    fn set_neighbours(&mut self, id: NodeId, layer: u8, list: &[NodeId]) -> Result<()>;
+    /// Sets the entry point.
+    fn set_entry_point(&mut self, entry: Option<EntryPoint>);
+    /// A live node other than `except` of the highest level, ties to the smallest id; `None`
+    /// when `except` is the only node.
+    fn highest_node(&self, except: NodeId) -> Result<Option<EntryPoint>>;
+}

@@ -1,0 +1,36 @@
+//! hnswdb: an embedded, crash-safe, persistent HNSW vector index.
+//!
+//! One file (a [redb](https://docs.rs/redb) database) is the whole index: nodes, vectors and
+//! per-layer neighbour lists live in transactional tables, encoded with rkyv and read in place.
+//! Every change is an ACID transaction; removals repair the graph in the same transaction (no
+//! tombstones); searches run from an in-memory cache of the upper layers (and of layer 0 within a
+//! budget) that follows every commit, while the file stays the single source of truth.
+//!
+//! ```
+#![doc = include_str!("../examples/quickstart.rs")]
+//! ```
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+mod cache;
+mod distance;
+mod error;
+mod graph;
+mod index;
+mod options;
+mod store;
+mod txn;
+mod verify;
+mod view;
+
+pub use error::{Error, Result};
+pub use index::Index;
+pub use options::{
+    Durability, Hit, Metric, Options, SearchParams, DEFAULT_CACHE_BYTES,
+    EVENTUAL_CHECKPOINT_COMMITS, EVENTUAL_CHECKPOINT_MS,
+};
+pub use txn::WriteTxn;
+pub use verify::Stats;
+
+/// Distance kernels for `benches/`; not part of the API, no stability promise.
+#[doc(hidden)]
+pub use distance::simd::bench as __bench;

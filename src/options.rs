@@ -1,0 +1,307 @@
+//! Settings of an index ([`Options`]) and of one search ([`SearchParams`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// How distance between two vectors is measured. Smaller is always closer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Squared Euclidean distance, `Σ (aᵢ − bᵢ)²`.
+    L2,
+    /// `1 − cos(a, b)`; zero vectors are rejected.
+    Cosine,
+    /// `1 − a·b`, for vectors the caller keeps normalised (inner-product search).
+    Dot,
+}
+
+impl Metric {
+    /// The byte stored in the file for this metric. Persisted: never renumber.
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Metric::L2 => 0,
+            Metric::Cosine => 1,
+            Metric::Dot => 2,
+        }
+    }
+
+    /// The metric stored as `byte`, if it is one.
+    pub(crate) fn from_byte(byte: u8) -> Option<Metric> {
+        match byte {
+            0 => Some(Metric::L2),
+            1 => Some(Metric::Cosine),
+            2 => Some(Metric::Dot),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Metric::L2 => "l2",
+            Metric::Cosine => "cosine",
+            Metric::Dot => "dot",
+        })
+    }
+}
+
+/// When a committed write reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// Every commit is fsynced before it returns: once `insert`, `remove` or `commit` returns
+    /// `Ok`, the change survives a process crash and a power loss.
+    Immediate,
+    /// Commits are not fsynced one by one. A durable checkpoint is written at least every
+    /// [`EVENTUAL_CHECKPOINT_COMMITS`] commits, at least every [`EVENTUAL_CHECKPOINT_MS`] ms (checked
+    /// at each commit) and when the [`Index`](crate::Index) is dropped.
+    ///
+    /// What a crash may lose: after a **process crash** (kill, panic, abort) every commit since the
+    /// last checkpoint may be lost, but the index reopens at a consistent earlier state — never a
+    /// half-applied transaction. After a **power loss or OS crash** the same holds: the file
+    /// reopens at the last checkpoint.
+    Eventual,
+}
+
+/// With [`Durability::Eventual`], at most this many commits pass between durable checkpoints.
+pub const EVENTUAL_CHECKPOINT_COMMITS: u32 = 64;
+/// With [`Durability::Eventual`], a commit this many milliseconds after the last durable
+/// checkpoint is itself made durable.
+pub const EVENTUAL_CHECKPOINT_MS: u64 = 1000;
+
+/// Settings of an index.
+///
+/// The structural settings (`dim`, `metric`, `m`, `ef_construction`, `seed`) are fixed when the
+/// index is created and stored in its file. The others (`ef_search`, `durability`,
+/// `quick_repair`, `cache_bytes`) are stored too, and may be changed when the index is opened
+/// with [`Index::open_or_create`](crate::Index::open_or_create).
+///
+/// ```
+/// use hnswdb::{Durability, Metric, Options};
+/// let options = Options::new(384).metric(Metric::Cosine).m(16).ef_construction(200)
+///     .ef_search(64).seed(42).durability(Durability::Immediate);
+/// assert_eq!(options.get_m(), 16);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub(crate) dim: usize,
+    pub(crate) metric: Metric,
+    pub(crate) m: usize,
+    pub(crate) ef_construction: usize,
+    pub(crate) ef_search: usize,
+    pub(crate) seed: u64,
+    pub(crate) durability: Durability,
+    pub(crate) quick_repair: bool,
+    pub(crate) cache_bytes: u64,
+}
+
+/// Largest accepted dimension.
+pub(crate) const MAX_DIM: usize = 65_536;
+/// Largest accepted `m` (layer 0 holds `2*m`, and lists are stored with `u32` ids).
+pub(crate) const MAX_M: usize = 256;
+/// Default budget of the layer-0 cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
+impl Options {
+    /// Options for `dim`-dimensional vectors, with the defaults: [`Metric::Cosine`], `m` 16
+    /// (layer 0 holds `2*m` = 32 neighbours), `ef_construction` 200, `ef_search` 64, seed 0,
+    /// [`Durability::Immediate`], quick-repair on, and a layer-0 cache of up to 1 GiB.
+    pub fn new(dim: usize) -> Options {
+        Options {
+            dim,
+            metric: Metric::Cosine,
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+            seed: 0,
+            durability: Durability::Immediate,
+            quick_repair: true,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+
+    /// The distance metric.
+    pub fn metric(mut self, metric: Metric) -> Options {
+        self.metric = metric;
+        self
+    }
+
+    /// Neighbours kept per node on the upper layers (`2*m` on layer 0). 2 to 256.
+    pub fn m(mut self, m: usize) -> Options {
+        self.m = m;
+        self
+    }
+
+    /// Size of the candidate list while inserting; larger builds a better graph, slower.
+    pub fn ef_construction(mut self, ef: usize) -> Options {
+        self.ef_construction = ef;
+        self
+    }
+
+    /// Default size of the candidate list while searching ([`SearchParams::ef`] overrides it).
+    pub fn ef_search(mut self, ef: usize) -> Options {
+        self.ef_search = ef;
+        self
+    }
+
+    /// Seed of the level generator: the same seed and the same operations build the same graph.
+    pub fn seed(mut self, seed: u64) -> Options {
+        self.seed = seed;
+        self
+    }
+
+    /// When commits reach the disk.
+    pub fn durability(mut self, durability: Durability) -> Options {
+        self.durability = durability;
+        self
+    }
+
+    /// Whether commits write redb's quick-repair data (on by default). With it, the first open
+    /// after a crash takes milliseconds; without it, redb walks the whole file (about 0.3–1 s per
+    /// GB), and each commit is somewhat cheaper.
+    pub fn quick_repair(mut self, enabled: bool) -> Options {
+        self.quick_repair = enabled;
+        self
+    }
+
+    /// Memory budget, in bytes, for the layer-0 cache (vectors first, then neighbour lists).
+    /// Upper layers are always cached. With 0, every layer-0 read goes to the file.
+    pub fn cache_bytes(mut self, bytes: u64) -> Options {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// The vector dimension.
+    pub fn get_dim(&self) -> usize {
+        self.dim
+    }
+    /// The metric.
+    pub fn get_metric(&self) -> Metric {
+        self.metric
+    }
+    /// Neighbours per node on the upper layers.
+    pub fn get_m(&self) -> usize {
+        self.m
+    }
+    /// Neighbours per node on layer 0: `2*m`.
+    pub fn get_m0(&self) -> usize {
+        2 * self.m
+    }
+    /// The candidate-list size while inserting.
+    pub fn get_ef_construction(&self) -> usize {
+        self.ef_construction
+    }
+    /// The default candidate-list size while searching.
+    pub fn get_ef_search(&self) -> usize {
+        self.ef_search
+    }
+    /// The level generator's seed.
+    pub fn get_seed(&self) -> u64 {
+        self.seed
+    }
+    /// The durability mode.
+    pub fn get_durability(&self) -> Durability {
+        self.durability
+    }
+    /// Whether commits write quick-repair data.
+    pub fn get_quick_repair(&self) -> bool {
+        self.quick_repair
+    }
+    /// The layer-0 cache budget in bytes.
+    pub fn get_cache_bytes(&self) -> u64 {
+        self.cache_bytes
+    }
+
+    /// Checks every setting; the error names the first one out of range.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::InvalidOptions { reason });
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return bad(format!("dim must be 1..={MAX_DIM}, got {}", self.dim));
+        }
+        if !(2..=MAX_M).contains(&self.m) {
+            return bad(format!("m must be 2..={MAX_M}, got {}", self.m));
+        }
+        if self.ef_construction == 0 || self.ef_construction > u32::MAX as usize {
+            return bad(format!(
+                "ef_construction must be at least 1, got {}",
+                self.ef_construction
+            ));
+        }
+        if self.ef_search == 0 || self.ef_search > u32::MAX as usize {
+            return bad(format!(
+                "ef_search must be at least 1, got {}",
+                self.ef_search
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A filter on user keys: a search returns only keys for which it returns `true`.
+pub(crate) type KeyFilter = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// Parameters of one search: `k`, and optionally `ef` and a key filter.
+///
+/// ```
+/// use hnswdb::SearchParams;
+/// let params = SearchParams::new(10).ef(128).filter(|key| key % 2 == 0);
+/// assert_eq!(params.get_k(), 10);
+/// ```
+#[derive(Clone)]
+pub struct SearchParams {
+    pub(crate) k: usize,
+    pub(crate) ef: Option<usize>,
+    pub(crate) filter: Option<KeyFilter>,
+}
+
+impl SearchParams {
+    /// Search for the `k` nearest keys, with the index's default `ef_search`.
+    pub fn new(k: usize) -> SearchParams {
+        SearchParams {
+            k,
+            ef: None,
+            filter: None,
+        }
+    }
+
+    /// Size of the candidate list (raised to `k` when smaller): larger is more accurate, slower.
+    pub fn ef(mut self, ef: usize) -> SearchParams {
+        self.ef = Some(ef);
+        self
+    }
+
+    /// Return only keys for which `filter` returns `true`. When at least `k` keys match, `k` hits
+    /// come back, however rare the matches are.
+    pub fn filter<F>(mut self, filter: F) -> SearchParams
+    where
+        F: Fn(u64) -> bool + Send + Sync + 'static,
+    {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// The number of hits asked for.
+    pub fn get_k(&self) -> usize {
+        self.k
+    }
+}
+
+impl fmt::Debug for SearchParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SearchParams")
+            .field("k", &self.k)
+            .field("ef", &self.ef)
+            .field("filter", &self.filter.is_some())
+            .finish()
+    }
+}
+
+/// One search result: a key and its distance to the query.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    /// The user key.
+    pub key: u64,
+    /// Distance to the query under the index's metric; smaller is closer.
+    pub distance: f32,
+}
