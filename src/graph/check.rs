@@ -1,0 +1,345 @@
+//! The graph's invariants and reachability, checked in full; a report for `Index::verify`.
+
+use super::{GraphWrite, NodeId, Params, MAX_LEVEL};
+use crate::error::Result;
+
+/// At most this many messages come back; the last says how many more were found.
+const MAX_MESSAGES: usize = 20;
+
+/// Checks the graph over `live` (every live node id, ascending) and returns the problems found,
+/// in words; an empty list means healthy.
+///
+/// Checked: every listed id is live, no list holds its owner or a duplicate; list sizes are
+/// within `max_neighbours(layer)`; every level is at most [`MAX_LEVEL`] and a neighbour on layer
+/// `l` has a level ≥ `l`; reverse links (`linked_from`) match forward links exactly; the entry
+/// point is present iff some node is, is live, and has the highest level; every live node is
+/// reachable from the entry point on layer 0.
+///
+/// Lists are read on layers `0..=level` only: lists on layers above a node's level are not
+/// visible through the traits, so storage checks its rows itself.
+///
+/// Reverse links are compared per node and layer by count and by a sum of 64-bit hashes of the
+/// linking ids, so the check needs no memory per link; a mismatch escapes it with probability
+/// about 2⁻⁶⁴.
+pub(crate) fn check<G: GraphWrite>(
+    graph: &G,
+    live: &[NodeId],
+    params: &Params,
+) -> Result<Vec<String>> {
+    let mut report = Report::default();
+    if live.windows(2).any(|w| w[0] >= w[1]) {
+        report.push("the live ids are not strictly ascending".to_string());
+    }
+    let slots = live.iter().max().map_or(0, |&id| id as usize + 1);
+    // `levels[id]` is `None` for ids that are not live.
+    let mut levels: Vec<Option<u8>> = vec![None; slots];
+    let mut top = 0;
+    for &id in live {
+        let level = graph.level(id)?;
+        if level > MAX_LEVEL {
+            report.push(format!("node {id} has level {level}, above {MAX_LEVEL}"));
+            continue;
+        }
+        levels[id as usize] = Some(level);
+        top = top.max(level);
+    }
+    let level_of = |id: NodeId| levels.get(id as usize).copied().flatten();
+    let on_layer = |layer: u8| {
+        live.iter()
+            .copied()
+            .filter(move |&id| level_of(id).is_some_and(|l| l >= layer))
+    };
+
+    let mut list = Vec::new();
+    let mut in_count = vec![0u32; slots];
+    let mut in_hash = vec![0u64; slots];
+    for layer in 0..=top {
+        in_count.fill(0);
+        in_hash.fill(0);
+        let bound = params.max_neighbours(layer);
+        for id in on_layer(layer) {
+            graph.neighbours(id, layer, &mut list)?;
+            if list.len() > bound {
+                report.push(format!(
+                    "node {id} has {} links on layer {layer}, above the bound {bound}",
+                    list.len()
+                ));
+            }
+            for (i, &n) in list.iter().enumerate() {
+                if n == id {
+                    report.push(format!("node {id} links to itself on layer {layer}"));
+                } else if list[..i].contains(&n) {
+                    report.push(format!("node {id} links to {n} twice on layer {layer}"));
+                } else {
+                    match level_of(n) {
+                        None => report.push(format!(
+                            "node {id} links to {n} on layer {layer}, which is not a live node"
+                        )),
+                        Some(l) if l < layer => report.push(format!(
+                            "node {id} links to {n} on layer {layer}, above its level {l}"
+                        )),
+                        Some(_) => {
+                            in_count[n as usize] += 1;
+                            in_hash[n as usize] = in_hash[n as usize].wrapping_add(mix(id));
+                        }
+                    }
+                }
+            }
+        }
+        for id in on_layer(layer) {
+            graph.linked_from(id, layer, &mut list)?;
+            let mut hash = 0u64;
+            let mut count = 0u32;
+            for (i, &u) in list.iter().enumerate() {
+                if level_of(u).is_none_or(|l| l < layer) || u == id || list[..i].contains(&u) {
+                    report.push(format!(
+                        "reverse links of node {id} on layer {layer} hold {u}, which does not \
+                         link to it"
+                    ));
+                } else {
+                    count += 1;
+                    hash = hash.wrapping_add(mix(u));
+                }
+            }
+            if count != in_count[id as usize] || hash != in_hash[id as usize] {
+                report.push(format!(
+                    "reverse links of node {id} on layer {layer} ({} nodes) differ from the {} \
+                     lists that hold it",
+                    list.len(),
+                    in_count[id as usize]
+                ));
+            }
+        }
+    }
+
+    let Some(ep) = graph.entry_point() else {
+        if !live.is_empty() {
+            report.push(format!("no entry point, but {} live nodes", live.len()));
+        }
+        return Ok(report.finish());
+    };
+    match level_of(ep.id) {
+        None => {
+            report.push(format!("the entry point {} is not a live node", ep.id));
+            return Ok(report.finish());
+        }
+        Some(level) if level != ep.level => report.push(format!(
+            "the entry point {} is recorded at level {}, but the node has level {level}",
+            ep.id, ep.level
+        )),
+        Some(level) if level != top => report.push(format!(
+            "the entry point {} has level {level}, below the highest level {top}",
+            ep.id
+        )),
+        Some(_) => {}
+    }
+
+    // Breadth-first over layer 0 from the entry point.
+    let mut seen = vec![false; slots];
+    seen[ep.id as usize] = true;
+    let mut queue = vec![ep.id];
+    let mut next = 0;
+    while let Some(&id) = queue.get(next) {
+        next += 1;
+        graph.neighbours(id, 0, &mut list)?;
+        for &n in &list {
+            if level_of(n).is_some() && !seen[n as usize] {
+                seen[n as usize] = true;
+                queue.push(n);
+            }
+        }
+    }
+    if queue.len() < live.len() {
+        let lost: Vec<NodeId> = live
+            .iter()
+            .copied()
+            .filter(|&id| !seen[id as usize])
+            .collect();
+        let shown: Vec<String> = lost.iter().take(10).map(|id| id.to_string()).collect();
+        report.push(format!(
+            "{} live nodes are unreachable from the entry point on layer 0: {}{}",
+            lost.len(),
+            shown.join(", "),
+            if lost.len() > 10 { ", …" } else { "" }
+        ));
+    }
+    Ok(report.finish())
+}
+
+/// Problems found so far, kept up to [`MAX_MESSAGES`].
+#[derive(Default)]
+struct Report {
+    messages: Vec<String>,
+    count: usize,
+}
+
+impl Report {
+    fn push(&mut self, message: String) {
+        self.count += 1;
+        if self.messages.len() < MAX_MESSAGES {
+            self.messages.push(message);
+        }
+    }
+
+    /// The messages; past the cap the last one counts the rest, so at most [`MAX_MESSAGES`].
+    fn finish(mut self) -> Vec<String> {
+        if self.count > MAX_MESSAGES {
+            self.messages.truncate(MAX_MESSAGES - 1);
+            let more = self.count - self.messages.len();
+            self.messages.push(format!("and {more} more problems"));
+        }
+        self.messages
+    }
+}
+
+/// A 64-bit mix of an id (splitmix64's finaliser), so sums of different id sets rarely collide.
+fn mix(id: NodeId) -> u64 {
+    let mut z = u64::from(id).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::memory::random_graph;
+    use crate::graph::{EntryPoint, GraphRead, MemoryGraph};
+    use crate::options::Metric;
+
+    /// A view of a graph with one reverse entry hidden and the entry point replaced.
+    struct Tampered<'a> {
+        graph: &'a MemoryGraph,
+        hide_reverse_of: Option<NodeId>,
+        entry: Option<Option<EntryPoint>>,
+    }
+
+    impl GraphRead for Tampered<'_> {
+        fn entry_point(&self) -> Option<EntryPoint> {
+            self.entry.unwrap_or(self.graph.entry_point())
+        }
+        fn level(&self, id: NodeId) -> Result<u8> {
+            self.graph.level(id)
+        }
+        fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+            self.graph.neighbours(id, layer, out)
+        }
+        fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32> {
+            self.graph.distance_to(query, id)
+        }
+        fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32> {
+            self.graph.distance_between(a, b)
+        }
+    }
+
+    impl GraphWrite for Tampered<'_> {
+        fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+            self.graph.linked_from(id, layer, out)?;
+            if self.hide_reverse_of == Some(id) && layer == 0 {
+                out.pop();
+            }
+            Ok(())
+        }
+        fn set_neighbours(&mut self, _: NodeId, _: u8, _: &[NodeId]) -> Result<()> {
+            unreachable!("check does not write")
+        }
+        fn set_entry_point(&mut self, _: Option<EntryPoint>) {}
+        fn highest_node(&self, _: NodeId) -> Result<Option<EntryPoint>> {
+            unreachable!("check does not ask")
+        }
+    }
+
+    fn tampered(graph: &MemoryGraph) -> Tampered<'_> {
+        Tampered {
+            graph,
+            hide_reverse_of: None,
+            entry: None,
+        }
+    }
+
+    #[test]
+    fn a_built_graph_is_healthy() {
+        let (graph, params) = random_graph(2000, 8, 6, 11);
+        assert_eq!(
+            check(&graph, &graph.live(), &params).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn finds_a_missing_reverse_link_and_a_bad_entry_point() {
+        let (graph, params) = random_graph(300, 4, 4, 12);
+        let live = graph.live();
+        let mut view = tampered(&graph);
+        view.hide_reverse_of = Some(7);
+        let problems = check(&view, &live, &params).unwrap();
+        assert!(
+            problems.len() == 1 && problems[0].contains("reverse links of node 7"),
+            "{problems:?}"
+        );
+
+        let ep = graph.entry_point().unwrap();
+        let low = *live
+            .iter()
+            .find(|&&id| graph.level(id).unwrap() < ep.level)
+            .unwrap();
+        let mut view = tampered(&graph);
+        view.entry = Some(Some(EntryPoint { id: low, level: 0 }));
+        let problems = check(&view, &live, &params).unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("below the highest level")),
+            "{problems:?}"
+        );
+        view.entry = Some(None);
+        let problems = check(&view, &live, &params).unwrap();
+        assert!(problems[0].contains("no entry point"), "{problems:?}");
+        view.entry = Some(Some(EntryPoint {
+            id: 999,
+            level: ep.level,
+        }));
+        let problems = check(&view, &live, &params).unwrap();
+        assert!(problems[0].contains("not a live node"), "{problems:?}");
+    }
+
+    #[test]
+    fn finds_an_island_and_an_overfull_list() {
+        let mut graph = MemoryGraph::new(Metric::L2);
+        for id in 0..5 {
+            graph.add_node(id, 0, vec![id as f32, 0.0]).unwrap();
+        }
+        graph.set_entry_point(Some(EntryPoint { id: 0, level: 0 }));
+        graph.set_neighbours(0, 0, &[1]).unwrap();
+        graph.set_neighbours(1, 0, &[0]).unwrap();
+        // 2 ↔ 3 link each other, and 4 is linked from 3 only: an island.
+        graph.set_neighbours(2, 0, &[3]).unwrap();
+        graph.set_neighbours(3, 0, &[2, 4]).unwrap();
+        let params = Params {
+            m: 1,
+            m0: 1,
+            ef_construction: 1,
+        };
+        let problems = check(&graph, &graph.live(), &params).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("node 3 has 2 links on layer 0, above the bound 1"));
+        assert!(
+            problems[1].starts_with("3 live nodes are unreachable"),
+            "{problems:?}"
+        );
+        assert!(problems[1].ends_with(": 2, 3, 4"), "{problems:?}");
+    }
+
+    #[test]
+    fn caps_the_report() {
+        let (graph, mut params) = random_graph(300, 4, 4, 13);
+        params.m0 = 1;
+        params.m = 0;
+        let problems = check(&graph, &graph.live(), &params).unwrap();
+        assert_eq!(problems.len(), MAX_MESSAGES);
+        assert!(
+            problems[MAX_MESSAGES - 1].starts_with("and "),
+            "{problems:?}"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Reusable per-search state: the visited set, the two heaps of `search_layer`, and buffers.
+//!
+//! One [`Scratch`] serves any number of searches, inserts and removes in turn, so a query
+//! allocates nothing once the buffers have grown (hnswlib's `visited_list_pool`).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use super::NodeId;
+
+/// A node and its distance to the query, ordered by distance, then id (a total order, so heaps
+/// and sorts are deterministic even with ties).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Near {
+    pub dist: f32,
+    pub id: NodeId,
+}
+
+impl Near {
+    pub(super) fn new(dist: f32, id: NodeId) -> Near {
+        Near { dist, id }
+    }
+}
+
+impl Ord for Near {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.dist
+            .total_cmp(&other.dist)
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+impl PartialOrd for Near {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Near {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Near {}
+
+/// A set of node ids that empties in O(1): a slot holds the generation that last marked it.
+#[derive(Default)]
+pub(super) struct Visited {
+    stamps: Vec<u32>,
+    generation: u32,
+}
+
+impl Visited {
+    /// Empties the set.
+    pub(super) fn clear(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped: stale stamps could equal the new generation.
+            self.stamps.fill(0);
+            self.generation = 1;
+        }
+    }
+
+    /// Whether `id` has a slot. Callers check that an id is a real node before [`grow`]ing to it,
+    /// so a damaged id cannot make the set allocate gigabytes.
+    ///
+    /// [`grow`]: Visited::grow
+    #[inline]
+    pub(super) fn fits(&self, id: NodeId) -> bool {
+        (id as usize) < self.stamps.len()
+    }
+
+    /// Makes room for ids up to `id`.
+    pub(super) fn grow(&mut self, id: NodeId) {
+        let len = (id as usize + 1).max(self.stamps.len() * 2);
+        self.stamps.resize(len, 0);
+    }
+
+    /// Adds `id`; returns whether it was new. Invariant: `fits(id)`.
+    #[inline]
+    pub(super) fn insert(&mut self, id: NodeId) -> bool {
+        let slot = &mut self.stamps[id as usize];
+        let new = *slot != self.generation;
+        *slot = self.generation;
+        new
+    }
+}
+
+/// Reusable state for searches, inserts and removes. Not shared: one per thread.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// Nodes whose distance has been computed in the current search.
+    pub(super) visited: Visited,
+    /// C of the paper: nodes still to expand, nearest on top.
+    pub(super) candidates: BinaryHeap<Reverse<Near>>,
+    /// W of the paper: the `ef` nearest nodes found (that pass the filter), farthest on top.
+    pub(super) results: BinaryHeap<Near>,
+    /// The neighbour list being expanded.
+    pub(super) links: Vec<NodeId>,
+    /// Buffers of insert and remove, kept to save allocations.
+    pub(super) found: Vec<Near>,
+    pub(super) seeds: Vec<Near>,
+    pub(super) cands: Vec<Near>,
+    pub(super) chosen: Vec<Near>,
+    pub(super) kept: Vec<Near>,
+    pub(super) list: Vec<NodeId>,
+    pub(super) ids: Vec<NodeId>,
+}
+
+impl Scratch {
+    /// Empty scratch; its buffers grow to the largest graph and `ef` they meet.
+    pub(crate) fn new() -> Scratch {
+        Scratch::default()
+    }
+
+    /// Starts a search: empties the visited set and both heaps.
+    pub(super) fn begin(&mut self) {
+        self.visited.clear();
+        self.candidates.clear();
+        self.results.clear();
+    }
+
+    /// Moves W into `out`, nearest first.
+    pub(super) fn drain_results(&mut self, out: &mut Vec<Near>) {
+        out.clear();
+        out.extend(self.results.drain());
+        out.sort_unstable();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visited_empties_per_generation_and_survives_wrap() {
+        let mut v = Visited::default();
+        v.clear();
+        v.grow(9);
+        assert!(v.fits(9) && !v.fits(1 << 20));
+        assert!(v.insert(3));
+        assert!(!v.insert(3));
+        v.clear();
+        assert!(v.insert(3));
+        v.generation = u32::MAX;
+        v.insert(5);
+        v.clear();
+        assert_eq!(v.generation, 1);
+        assert!(v.insert(5), "a stamp from before the wrap must not count");
+    }
+
+    #[test]
+    fn near_orders_by_distance_then_id() {
+        let mut xs = [Near::new(1.0, 2), Near::new(0.5, 9), Near::new(1.0, 1)];
+        xs.sort_unstable();
+        let ids: Vec<_> = xs.iter().map(|n| n.id).collect();
+        assert_eq!(ids, [9, 1, 2]);
+    }
+}

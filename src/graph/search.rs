@@ -1,0 +1,276 @@
+//! K-NN search (paper Alg. 5): greedy descent through the upper layers, then `search_layer`
+//! (Alg. 2) on layer 0, filter-aware. Structured as hnswlib's `searchKnn` / `searchBaseLayerST`.
+
+use std::cmp::Reverse;
+
+use super::scratch::Near;
+use super::{GraphRead, NodeId, Scratch, MAX_LEVEL};
+use crate::error::{Error, Result};
+
+/// With a filter, `search_layer` expands at most this many times `ef` candidates. Unfiltered,
+/// a search expands about `ef` to `3·ef`; a filter passing a fraction `p` of the nodes needs
+/// about `1/p` times that, so this keeps filters down to a few percent on the graph and stops a
+/// filter that matches almost nothing from walking the whole graph. The caller falls back to an
+/// exact scan when fewer than `k` come back. When `ef ≥ n` the bound is never reached.
+const FILTER_EXPANSIONS: usize = 32;
+
+/// Fills `out` with up to `ef` nodes nearest to `query` (search form) that pass `filter`,
+/// ascending by distance, ties by id. An empty graph or `ef == 0` gives an empty `out`.
+///
+/// Layer 0 is seeded with the node the greedy descent reached and with the entry point, so that
+/// when every node is reachable from the entry point on layer 0 and `ef ≥ n`, the search is exact.
+pub(crate) fn search<G: GraphRead>(
+    graph: &G,
+    query: &[f32],
+    ef: usize,
+    filter: Option<&dyn Fn(NodeId) -> bool>,
+    scratch: &mut Scratch,
+    out: &mut Vec<(f32, NodeId)>,
+) -> Result<()> {
+    out.clear();
+    let Some(ep) = graph.entry_point() else {
+        return Ok(());
+    };
+    if ef == 0 {
+        return Ok(());
+    }
+    if ep.level > MAX_LEVEL {
+        return Err(level_out_of_range(ep.id, ep.level));
+    }
+    let start = Near::new(graph.distance_to(query, ep.id)?, ep.id);
+    let mut cur = start;
+    for layer in (1..=ep.level).rev() {
+        greedy(graph, query, layer, &mut cur, &mut scratch.links)?;
+    }
+    scratch.begin();
+    seed(graph, scratch, cur, filter)?;
+    if cur.id != start.id {
+        seed(graph, scratch, start, filter)?;
+    }
+    search_layer(graph, query, 0, ef, filter, scratch)?;
+    out.extend(scratch.results.drain().map(|n| (n.dist, n.id)));
+    out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    Ok(())
+}
+
+/// Moves `cur` to the nearest node of `layer` reachable by strictly improving steps (Alg. 2
+/// with `ef = 1`, as hnswlib descends). Ends because each step strictly lowers the distance.
+pub(super) fn greedy<G: GraphRead>(
+    graph: &G,
+    query: &[f32],
+    layer: u8,
+    cur: &mut Near,
+    links: &mut Vec<NodeId>,
+) -> Result<()> {
+    loop {
+        graph.neighbours(cur.id, layer, links)?;
+        let before = cur.id;
+        for &n in links.iter() {
+            let dist = graph.distance_to(query, n)?;
+            if dist < cur.dist {
+                *cur = Near::new(dist, n);
+            }
+        }
+        if cur.id == before {
+            return Ok(());
+        }
+    }
+}
+
+/// Puts an entry point of `search_layer` into the visited set, C, and W (if it passes).
+/// Invariant: [`Scratch::begin`] was called for this search.
+pub(super) fn seed<G: GraphRead>(
+    graph: &G,
+    scratch: &mut Scratch,
+    node: Near,
+    filter: Option<&dyn Fn(NodeId) -> bool>,
+) -> Result<()> {
+    if !scratch.visited.fits(node.id) {
+        graph.level(node.id)?;
+        scratch.visited.grow(node.id);
+    }
+    if scratch.visited.insert(node.id) {
+        scratch.candidates.push(Reverse(node));
+        if filter.is_none_or(|f| f(node.id)) {
+            scratch.results.push(node);
+        }
+    }
+    Ok(())
+}
+
+/// Paper Alg. 2, SEARCH-LAYER(q, ep, ef, lc): from the seeds already in `scratch` (see
+/// [`seed`]), leaves in W (`scratch.results`) the `ef` nearest nodes of `layer` found.
+///
+/// C (`scratch.candidates`) holds the nodes to expand, nearest first; W the best `ef` nodes that
+/// pass `filter`, farthest on top. Nodes failing the filter are still expanded (they carry the
+/// graph) but never enter W. The loop stops, as in the paper, when the nearest unexpanded
+/// candidate is farther than the farthest of `ef` results; with a filter also after
+/// [`FILTER_EXPANSIONS`]` · ef` expansions.
+pub(super) fn search_layer<G: GraphRead>(
+    graph: &G,
+    query: &[f32],
+    layer: u8,
+    ef: usize,
+    filter: Option<&dyn Fn(NodeId) -> bool>,
+    scratch: &mut Scratch,
+) -> Result<()> {
+    let Scratch {
+        visited,
+        candidates,
+        results,
+        links,
+        ..
+    } = scratch;
+    let budget = match filter {
+        Some(_) => ef.saturating_mul(FILTER_EXPANSIONS),
+        None => usize::MAX,
+    };
+    let mut expanded = 0;
+    while let Some(Reverse(c)) = candidates.pop() {
+        let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
+        if c.dist > worst && results.len() >= ef {
+            break;
+        }
+        if expanded == budget {
+            break;
+        }
+        expanded += 1;
+        graph.neighbours(c.id, layer, links)?;
+        for &n in links.iter() {
+            if !visited.fits(n) {
+                // A real node, before the visited set grows to its id.
+                graph.level(n)?;
+                visited.grow(n);
+            }
+            if !visited.insert(n) {
+                continue;
+            }
+            let dist = graph.distance_to(query, n)?;
+            let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
+            if results.len() < ef || dist < worst {
+                candidates.push(Reverse(Near::new(dist, n)));
+                if filter.is_none_or(|f| f(n)) {
+                    results.push(Near::new(dist, n));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Error for a level that no node may have.
+pub(super) fn level_out_of_range(id: NodeId, level: u8) -> Error {
+    Error::corrupt(
+        format!("node {id} has level {level}, above the maximum {MAX_LEVEL}"),
+        "graph",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::graph::memory::random_graph;
+    use crate::graph::{EntryPoint, MemoryGraph};
+
+    /// A graph that counts distance computations and can append a damaged id to every list.
+    struct Wrapped<'a> {
+        graph: &'a MemoryGraph,
+        distances: Cell<usize>,
+        bogus: Option<NodeId>,
+    }
+
+    impl GraphRead for Wrapped<'_> {
+        fn entry_point(&self) -> Option<EntryPoint> {
+            self.graph.entry_point()
+        }
+        fn level(&self, id: NodeId) -> Result<u8> {
+            self.graph.level(id)
+        }
+        fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+            self.graph.neighbours(id, layer, out)?;
+            out.extend(self.bogus);
+            Ok(())
+        }
+        fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32> {
+            self.distances.set(self.distances.get() + 1);
+            self.graph.distance_to(query, id)
+        }
+        fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32> {
+            self.graph.distance_between(a, b)
+        }
+    }
+
+    #[test]
+    fn empty_graph_and_zero_ef_give_nothing() {
+        let graph = MemoryGraph::new(crate::options::Metric::L2);
+        let mut out = vec![(0.0, 1)];
+        search(&graph, &[0.0; 2], 10, None, &mut Scratch::new(), &mut out).unwrap();
+        assert!(out.is_empty());
+        let (graph, _) = random_graph(10, 2, 4, 1);
+        search(&graph, &[0.0; 2], 0, None, &mut Scratch::new(), &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn results_are_sorted_and_filtered() {
+        let (graph, _) = random_graph(500, 4, 8, 2);
+        let mut out = Vec::new();
+        let mut scratch = Scratch::new();
+        let odd = |id: NodeId| id % 2 == 1;
+        search(&graph, &[0.1; 4], 20, Some(&odd), &mut scratch, &mut out).unwrap();
+        assert_eq!(out.len(), 20);
+        assert!(out.iter().all(|&(_, id)| odd(id)));
+        assert!(out.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+
+    #[test]
+    fn a_filter_matching_nothing_stops_within_its_budget() {
+        let (graph, _) = random_graph(3000, 4, 8, 3);
+        let wrapped = Wrapped {
+            graph: &graph,
+            distances: Cell::new(0),
+            bogus: None,
+        };
+        let mut out = Vec::new();
+        let none = |_: NodeId| false;
+        let ef = 10;
+        search(
+            &wrapped,
+            &[0.0; 4],
+            ef,
+            Some(&none),
+            &mut Scratch::new(),
+            &mut out,
+        )
+        .unwrap();
+        assert!(out.is_empty());
+        // Each expansion computes at most m0 = 16 distances; the descent a few more.
+        let most = FILTER_EXPANSIONS * ef * 16 + 200;
+        assert!(
+            wrapped.distances.get() <= most,
+            "{} distances",
+            wrapped.distances.get()
+        );
+        assert!(wrapped.distances.get() < 3000, "walked the whole graph");
+    }
+
+    #[test]
+    fn a_damaged_neighbour_id_is_an_error_not_a_panic() {
+        let (graph, _) = random_graph(50, 2, 4, 4);
+        for bogus in [50, 1 << 20, NodeId::MAX] {
+            let wrapped = Wrapped {
+                graph: &graph,
+                distances: Cell::new(0),
+                bogus: Some(bogus),
+            };
+            let mut out = Vec::new();
+            let result = search(&wrapped, &[0.0; 2], 10, None, &mut Scratch::new(), &mut out);
+            assert!(matches!(result, Err(Error::Corrupt { .. })), "{result:?}");
+        }
+    }
+}
