@@ -1,0 +1,493 @@
+//! [`Index`]: open or create an index file, search it, read it, write it.
+
+use std::cell::RefCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use redb::Database;
+
+use crate::cache::{Counters, Shape, Snapshot};
+use crate::error::{Error, Result};
+use crate::graph::{self, EntryPoint, NodeId, Params, Scratch};
+use crate::options::{Durability, Hit, Metric, Options, SearchParams};
+use crate::store::{self, Header};
+use crate::txn::WriteTxn;
+use crate::view::SnapshotGraph;
+
+thread_local! {
+    /// Per-thread search state, reused by every search on this thread.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+}
+
+/// A persistent HNSW index stored in one file.
+///
+/// `Index` is `Send + Sync`: share it (e.g. in an `Arc`) and search from any number of threads
+/// while one thread writes. A search sees one committed state; once `insert` returns `Ok`, every
+/// search started afterwards finds the new vector, and with [`Durability::Immediate`] it
+/// survives a crash or power loss.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use hnswdb::{Index, Metric, Options};
+/// let index = Index::create(dir.path().join("demo.hnsw"), Options::new(3).metric(Metric::L2))?;
+/// index.insert(1, &[1.0, 0.0, 0.0])?;
+/// index.insert(2, &[0.0, 1.0, 0.0])?;
+/// let hits = index.search(&[0.9, 0.1, 0.0], 1)?;
+/// assert_eq!(hits[0].key, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Index {
+    path: PathBuf,
+    db: Database,
+    options: Options,
+    current: RwLock<Arc<Snapshot>>,
+    writer: Mutex<WriterState>,
+    /// Set when the storage engine panicked during a write: further writes are refused.
+    poisoned: AtomicBool,
+}
+
+/// What the single writer keeps between transactions.
+pub(crate) struct WriterState {
+    /// Commits since the last durable one (`Durability::Eventual`).
+    pub since_checkpoint: u32,
+    pub last_checkpoint: Instant,
+}
+
+impl Index {
+    /// Creates a new index file at `path`. Fails with [`Error::AlreadyExists`] if anything is
+    /// there, and with [`Error::InvalidOptions`] for options out of range.
+    pub fn create(path: impl AsRef<Path>, options: Options) -> Result<Index> {
+        let path = path.as_ref();
+        options.validate()?;
+        let db = store::create_database(path)?;
+        let counters = Counters {
+            entry: None,
+            len: 0,
+            next_id: 0,
+            inserts: 0,
+        };
+        let result = store::guarded("create", || {
+            let txn = db.begin_write()?;
+            store::init_tables(&txn, &header_of(&options, &counters))?;
+            txn.commit()?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            drop(db);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        Index::load(path, db, options, counters)
+    }
+
+    /// Opens the index file at `path`, with the options stored in it. Fails with
+    /// [`Error::NotFound`] if there is no file, [`Error::NotAnIndex`] if it is not an hnswdb
+    /// index (the file is left unchanged), [`Error::Version`] for another format version and
+    /// [`Error::Corrupt`] for a damaged file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Index> {
+        let path = path.as_ref();
+        let db = store::open_database(path)?;
+        let header = store::guarded("open", || {
+            store::read_header(&store::begin_read(&db)?, path)
+        })?;
+        let (options, counters) = unpack_header(&header)?;
+        Index::load(path, db, options, counters)
+    }
+
+    /// Opens the index at `path`, or creates it with `options` if there is no file. An existing
+    /// index must have the same `dim`, `metric`, `m`, `ef_construction` and `seed`
+    /// ([`Error::OptionsMismatch`] otherwise); its `ef_search`, `durability`, `quick_repair`
+    /// and `cache_bytes` become those of `options`.
+    pub fn open_or_create(path: impl AsRef<Path>, options: Options) -> Result<Index> {
+        let path = path.as_ref();
+        options.validate()?;
+        if !path.exists() {
+            return Index::create(path, options);
+        }
+        let mut index = Index::open(path)?;
+        let stored = &index.options;
+        let mismatch = |setting, stored: String, requested: String| {
+            Err(Error::OptionsMismatch {
+                setting,
+                stored,
+                requested,
+            })
+        };
+        if stored.dim != options.dim {
+            return mismatch("dim", stored.dim.to_string(), options.dim.to_string());
+        }
+        if stored.metric != options.metric {
+            return mismatch(
+                "metric",
+                stored.metric.to_string(),
+                options.metric.to_string(),
+            );
+        }
+        if stored.m != options.m {
+            return mismatch("m", stored.m.to_string(), options.m.to_string());
+        }
+        if stored.ef_construction != options.ef_construction {
+            return mismatch(
+                "ef_construction",
+                stored.ef_construction.to_string(),
+                options.ef_construction.to_string(),
+            );
+        }
+        if stored.seed != options.seed {
+            return mismatch("seed", stored.seed.to_string(), options.seed.to_string());
+        }
+        if index.options != options {
+            index.options = options;
+            index.write()?.commit()?;
+            let mut snap = (*index.snapshot()).clone();
+            snap.fit_budget(index.options.cache_bytes);
+            index.publish(snap);
+        }
+        Ok(index)
+    }
+
+    fn load(path: &Path, db: Database, options: Options, counters: Counters) -> Result<Index> {
+        let shape = Shape {
+            metric: options.metric,
+            dim: options.dim,
+            m0: options.get_m0(),
+            budget: options.cache_bytes,
+        };
+        let snap = store::guarded("open", || {
+            Snapshot::load(&store::begin_read(&db)?, counters, &shape)
+        })?;
+        Ok(Index {
+            path: path.to_owned(),
+            db,
+            options,
+            current: RwLock::new(Arc::new(snap)),
+            writer: Mutex::new(WriterState {
+                since_checkpoint: 0,
+                last_checkpoint: Instant::now(),
+            }),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    /// The index's options (structural ones as stored in the file).
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The vector dimension.
+    pub fn dim(&self) -> usize {
+        self.options.dim
+    }
+
+    /// The path of the index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of vectors in the index.
+    pub fn len(&self) -> usize {
+        self.snapshot().counters.len as usize
+    }
+
+    /// Whether the index holds no vectors.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts `vector` under `key` in its own transaction; an existing key's vector is replaced
+    /// (upsert). Rejects a vector of the wrong dimension, with NaN or infinity, or all zeros under
+    /// cosine.
+    pub fn insert(&self, key: u64, vector: &[f32]) -> Result<()> {
+        let mut tx = self.write()?;
+        tx.insert(key, vector)?;
+        tx.commit()
+    }
+
+    /// Inserts (upserts) every `(key, vector)` in one transaction: all of them or, on any error,
+    /// none.
+    pub fn insert_batch<I, V>(&self, items: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (u64, V)>,
+        V: AsRef<[f32]>,
+    {
+        let mut tx = self.write()?;
+        for (key, vector) in items {
+            tx.insert(key, vector.as_ref())?;
+        }
+        tx.commit()
+    }
+
+    /// Removes `key` in its own transaction, repairing every list that pointed at it; returns
+    /// whether it was present.
+    pub fn remove(&self, key: u64) -> Result<bool> {
+        let mut tx = self.write()?;
+        let existed = tx.remove(key)?;
+        if existed {
+            tx.commit()?;
+        }
+        Ok(existed)
+    }
+
+    /// Starts a write transaction, waiting for the current one (if any) to end.
+    pub fn write(&self) -> Result<WriteTxn<'_>> {
+        self.check_writable()?;
+        let state = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let txn = store::guarded("write", || Ok(self.db.begin_write()?))?;
+        Ok(WriteTxn::new(self, state, txn))
+    }
+
+    /// The `k` nearest keys to `query`, nearest first (ties by key), with the default `ef_search`.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.search_with(query, &SearchParams::new(k))
+    }
+
+    /// The nearest keys to `query` as `params` says: `k`, `ef` (raised to `k`) and a key filter.
+    /// With a filter, `k` hits come back whenever at least `k` keys pass it: when the graph walk
+    /// finds fewer, the matching keys are scanned exactly.
+    pub fn search_with(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        self.options.metric.validate(self.options.dim, query)?;
+        if params.k == 0 {
+            return Ok(Vec::new());
+        }
+        let snap = self.snapshot();
+        let ef = params.ef.unwrap_or(self.options.ef_search).max(params.k);
+        let query = self.options.metric.search_form(query);
+        let filter_panic = RefCell::new(None);
+        let filter = params.filter.as_ref().map(|f| {
+            let snap = &snap;
+            let filter_panic = &filter_panic;
+            move |id: NodeId| -> bool {
+                let key = snap.node(id).key;
+                match catch_unwind(AssertUnwindSafe(|| f(key))) {
+                    Ok(pass) => pass,
+                    Err(panic) => {
+                        filter_panic.borrow_mut().get_or_insert(panic);
+                        false
+                    }
+                }
+            }
+        });
+        let filter_ref = filter.as_ref().map(|f| f as &dyn Fn(NodeId) -> bool);
+        let result = store::guarded("search", || {
+            let graph = SnapshotGraph::new(&snap, self.options.metric);
+            let mut found = Vec::new();
+            with_scratch(|scratch| {
+                graph::search(&graph, &query, ef, filter_ref, scratch, &mut found)
+            })?;
+            if found.len() < params.k && (found.len() as u64) < snap.counters.len {
+                found = exact_scan(&graph, &snap, &query, filter_ref)?;
+            }
+            Ok(found)
+        });
+        if let Some(panic) = filter_panic.into_inner() {
+            resume_unwind(panic);
+        }
+        let mut hits: Vec<Hit> = result?
+            .into_iter()
+            .map(|(distance, id)| Hit {
+                key: snap.node(id).key,
+                distance,
+            })
+            .collect();
+        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.key.cmp(&b.key)));
+        hits.truncate(params.k);
+        Ok(hits)
+    }
+
+    /// The vector stored under `key`, exactly as inserted.
+    pub fn get(&self, key: u64) -> Result<Option<Vec<f32>>> {
+        let snap = self.snapshot();
+        store::guarded("get", || match snap.tables.node_id(key)? {
+            None => Ok(None),
+            Some(id) => snap.tables.vector_with(id, |v| Some(v.to_vec())),
+        })
+    }
+
+    /// Whether `key` is in the index.
+    pub fn contains(&self, key: u64) -> Result<bool> {
+        let snap = self.snapshot();
+        store::guarded("contains", || Ok(snap.tables.node_id(key)?.is_some()))
+    }
+
+    /// Every key, ascending.
+    pub fn keys(&self) -> Result<Vec<u64>> {
+        let snap = self.snapshot();
+        store::guarded("keys", || {
+            let mut keys = Vec::with_capacity(snap.counters.len as usize);
+            snap.tables.scan_keys(|key, _| {
+                keys.push(key);
+                Ok(())
+            })?;
+            Ok(keys)
+        })
+    }
+
+    pub(crate) fn params(&self) -> Params {
+        Params {
+            m: self.options.m,
+            m0: self.options.get_m0(),
+            ef_construction: self.options.ef_construction,
+        }
+    }
+
+    /// The current committed snapshot.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes `snap` the state every new search sees.
+    pub(crate) fn publish(&self, snap: Snapshot) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+    }
+
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Refuses writes after the storage engine panicked in one.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::corrupt(
+                "an earlier write hit a storage-engine failure; reopen the index (and run verify)",
+                "index handle",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Poisons the handle for writes if `error` came from a caught storage-engine panic.
+    pub(crate) fn poison_on_panic(&self, error: &Error) {
+        if let Error::Corrupt { location, .. } = error {
+            if location.ends_with(store::PANIC_MARK) {
+                self.poisoned.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .field("len", &self.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Index {
+    /// Under `Durability::Eventual`, makes the last commits durable.
+    fn drop(&mut self) {
+        let state = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
+        if self.options.durability == Durability::Eventual
+            && state.since_checkpoint > 0
+            && !self.poisoned.load(Ordering::Acquire)
+        {
+            let _ = store::guarded("checkpoint", || {
+                let mut txn = self.db.begin_write()?;
+                txn.set_quick_repair(self.options.quick_repair);
+                txn.commit()?;
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Runs `f` with this thread's scratch (a fresh one if a filter searches from inside a search).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::new()),
+    })
+}
+
+/// Every live node passing `filter`, nearest first: the fallback when the graph walk finds too
+/// few (a very selective filter).
+fn exact_scan(
+    graph: &SnapshotGraph<'_>,
+    snap: &Snapshot,
+    query: &[f32],
+    filter: Option<&dyn Fn(NodeId) -> bool>,
+) -> Result<Vec<(f32, NodeId)>> {
+    use crate::graph::GraphRead;
+    let mut found = Vec::new();
+    for id in snap.live_ids() {
+        if filter.is_none_or(|f| f(id)) {
+            found.push((graph.distance_to(query, id)?, id));
+        }
+    }
+    found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    Ok(found)
+}
+
+/// The header recording `options` and `counters`.
+pub(crate) fn header_of(options: &Options, counters: &Counters) -> Header {
+    Header {
+        dim: options.dim as u32,
+        metric: options.metric.to_byte(),
+        m: options.m as u32,
+        ef_construction: options.ef_construction as u32,
+        ef_search: options.ef_search as u32,
+        seed: options.seed,
+        durability: match options.durability {
+            Durability::Immediate => 0,
+            Durability::Eventual => 1,
+        },
+        quick_repair: options.quick_repair,
+        cache_bytes: options.cache_bytes,
+        has_entry: counters.entry.is_some(),
+        entry_id: counters.entry.map_or(0, |e| e.id),
+        entry_level: counters.entry.map_or(0, |e| e.level),
+        len: counters.len,
+        next_id: counters.next_id,
+        inserts: counters.inserts,
+    }
+}
+
+/// The options and counters in `header`, validated.
+fn unpack_header(header: &Header) -> Result<(Options, Counters)> {
+    let bad = |what: &str| Error::corrupt(what.to_string(), "meta.header");
+    let metric = Metric::from_byte(header.metric).ok_or_else(|| bad("unknown metric"))?;
+    let durability = match header.durability {
+        0 => Durability::Immediate,
+        1 => Durability::Eventual,
+        _ => return Err(bad("unknown durability")),
+    };
+    let options = Options {
+        dim: header.dim as usize,
+        metric,
+        m: header.m as usize,
+        ef_construction: header.ef_construction as usize,
+        ef_search: header.ef_search as usize,
+        seed: header.seed,
+        durability,
+        quick_repair: header.quick_repair,
+        cache_bytes: header.cache_bytes,
+    };
+    options
+        .validate()
+        .map_err(|e| Error::corrupt(format!("stored options are invalid: {e}"), "meta.header"))?;
+    let entry = header.has_entry.then_some(EntryPoint {
+        id: header.entry_id,
+        level: header.entry_level,
+    });
+    if entry.is_some_and(|e| e.id >= header.next_id || e.level > graph::MAX_LEVEL) {
+        return Err(bad("entry point out of range"));
+    }
+    if header.len > u64::from(header.next_id) || entry.is_some() != (header.len > 0) {
+        return Err(bad("node count inconsistent"));
+    }
+    let counters = Counters {
+        entry,
+        len: header.len,
+        next_id: header.next_id,
+        inserts: header.inserts,
+    };
+    Ok((options, counters))
+}

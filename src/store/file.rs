@@ -1,0 +1,195 @@
+//! Creating and opening the redb file, and its index-wide rows.
+//!
+//! redb 4.4 can panic on a damaged file (allocator state is parsed before any checksum is checked),
+//! so every call that opens a file runs under `catch_unwind`, and a panic becomes
+//! `Error::Corrupt`.
+
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, TableError, WriteTransaction};
+
+use super::codec::{self, Header};
+use super::schema::{
+    FORMAT_KEY, FORMAT_VERSION, FREE_IDS, HEADER_KEY, KEYS, LINKS, MAGIC, META, NODES, REVERSE,
+    VECTORS,
+};
+use crate::error::{Error, Result};
+
+/// The first bytes of every redb file (redb's `MAGICNUMBER`).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Size of redb's own page cache: it serves writes and what the layer-0 cache does not hold.
+const REDB_CACHE_BYTES: usize = 256 << 20;
+
+/// Ends the location of every `Corrupt` error made from a caught panic.
+pub(crate) const PANIC_MARK: &str = "(panic caught)";
+
+/// Runs `f`, turning a panic inside redb into `Error::Corrupt`.
+pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Error::corrupt(
+            format!("the storage engine panicked: {message}"),
+            format!("{what} {PANIC_MARK}"),
+        ))
+    })
+}
+
+/// Creates a new, empty database file at `path`; fails if anything exists there.
+pub(crate) fn create_database(path: &Path) -> Result<Database> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+                path: path.to_owned(),
+            },
+            _ => Error::Io(e),
+        })?;
+    let db = guarded("create", || {
+        Ok(Database::builder()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .create_file(file)?)
+    });
+    if db.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    db
+}
+
+/// Opens the database at `path`, refusing files that are missing, empty or not redb files
+/// without changing them.
+pub(crate) fn open_database(path: &Path) -> Result<Database> {
+    let not_ours = |detail: &str| Error::NotAnIndex {
+        path: path.to_owned(),
+        detail: detail.into(),
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound {
+                path: path.to_owned(),
+            })
+        }
+        Err(e) => return Err(Error::Io(e)),
+    };
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(not_ours("it is a directory"));
+    }
+    if meta.len() == 0 {
+        return Err(not_ours("the file is empty"));
+    }
+    let mut magic = [0u8; REDB_MAGIC.len()];
+    if file.read_exact(&mut magic).is_err() || magic != REDB_MAGIC {
+        return Err(not_ours("it is not a redb database"));
+    }
+    drop(file);
+    guarded("open", || {
+        Database::builder()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .open(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::from(e),
+                other => Error::corrupt(format!("redb could not open the file: {other}"), "open"),
+            })
+    })
+}
+
+/// Creates every table and writes the format row and `header`.
+pub(crate) fn init_tables(txn: &WriteTransaction, header: &Header) -> Result<()> {
+    {
+        let mut meta = txn.open_table(META)?;
+        let mut format = MAGIC.to_vec();
+        format.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        meta.insert(FORMAT_KEY, format.as_slice())?;
+    }
+    txn.open_table(KEYS)?;
+    txn.open_table(NODES)?;
+    txn.open_table(VECTORS)?;
+    txn.open_table(LINKS)?;
+    txn.open_table(REVERSE)?;
+    txn.open_table(FREE_IDS)?;
+    write_header(txn, header)
+}
+
+/// Writes `header`.
+pub(crate) fn write_header(txn: &WriteTransaction, header: &Header) -> Result<()> {
+    let mut meta = txn.open_table(META)?;
+    meta.insert(HEADER_KEY, codec::encode_header(header).as_slice())?;
+    Ok(())
+}
+
+/// Reads and checks the format row, then the header. A file without our tables or magic is
+/// `NotAnIndex`; another format version is `Version`.
+pub(crate) fn read_header(txn: &ReadTransaction, path: &Path) -> Result<Header> {
+    let not_ours = |detail: &str| Error::NotAnIndex {
+        path: path.to_owned(),
+        detail: detail.into(),
+    };
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(TableError::TableDoesNotExist(_)) => {
+            return Err(not_ours("a redb database without hnswdb tables"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let format = meta
+        .get(FORMAT_KEY)?
+        .ok_or_else(|| not_ours("a redb database without an hnswdb format record"))?;
+    let format = format.value();
+    if format.len() != 12 || format[..8] != MAGIC {
+        return Err(not_ours("its format record is not hnswdb's"));
+    }
+    let found = u32::from_le_bytes(format[8..12].try_into().expect("4 bytes"));
+    if found != FORMAT_VERSION {
+        return Err(Error::Version {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let header = meta
+        .get(HEADER_KEY)?
+        .ok_or_else(|| Error::corrupt("the header record is missing", "meta.header"))?;
+    codec::decode_header(header.value())
+}
+
+/// Free node ids, ascending.
+pub(crate) fn read_free_ids(txn: &ReadTransaction) -> Result<Vec<u64>> {
+    let table = txn.open_table(FREE_IDS)?;
+    let mut ids = Vec::new();
+    for row in table.range::<u64>(..)? {
+        ids.push(row?.0.value());
+    }
+    Ok(ids)
+}
+
+/// Records that `ids` became free and `taken` are free no more.
+pub(crate) fn update_free_ids(
+    txn: &WriteTransaction,
+    freed: impl IntoIterator<Item = u32>,
+    taken: impl IntoIterator<Item = u32>,
+) -> Result<()> {
+    let mut table = txn.open_table(FREE_IDS)?;
+    for id in taken {
+        table.remove(u64::from(id))?;
+    }
+    for id in freed {
+        table.insert(u64::from(id), ())?;
+    }
+    Ok(())
+}
+
+/// A read transaction on `db`.
+pub(crate) fn begin_read(db: &Database) -> Result<ReadTransaction> {
+    Ok(db.begin_read()?)
+}

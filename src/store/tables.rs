@@ -1,0 +1,216 @@
+//! Open table handles over one read or write transaction, and reads of single records.
+
+use redb::{ReadOnlyTable, ReadableTable, Table};
+
+use super::codec;
+use super::schema::{link_key, KEYS, LINKS, NODES, REVERSE, VECTORS};
+use crate::error::{Error, Result};
+use crate::graph::NodeId;
+
+/// The tables a graph walk reads, over any transaction.
+pub(crate) struct Tables<K, B> {
+    pub keys: K,
+    pub nodes: B,
+    pub vectors: B,
+    pub links: B,
+    pub reverse: B,
+}
+
+/// Tables of a committed state, owned (each holds its own read-transaction guard).
+pub(crate) type ReadTables = Tables<ReadOnlyTable<u64, u64>, ReadOnlyTable<u64, &'static [u8]>>;
+
+/// Tables of an open write transaction.
+pub(crate) type WriteTables<'t> = Tables<Table<'t, u64, u64>, Table<'t, u64, &'static [u8]>>;
+
+impl ReadTables {
+    pub(crate) fn open(txn: &redb::ReadTransaction) -> Result<ReadTables> {
+        Ok(Tables {
+            keys: txn.open_table(KEYS)?,
+            nodes: txn.open_table(NODES)?,
+            vectors: txn.open_table(VECTORS)?,
+            links: txn.open_table(LINKS)?,
+            reverse: txn.open_table(REVERSE)?,
+        })
+    }
+}
+
+impl<'t> WriteTables<'t> {
+    pub(crate) fn open(txn: &'t redb::WriteTransaction) -> Result<WriteTables<'t>> {
+        Ok(Tables {
+            keys: txn.open_table(KEYS)?,
+            nodes: txn.open_table(NODES)?,
+            vectors: txn.open_table(VECTORS)?,
+            links: txn.open_table(LINKS)?,
+            reverse: txn.open_table(REVERSE)?,
+        })
+    }
+}
+
+impl<K, B> Tables<K, B>
+where
+    K: ReadableTable<u64, u64>,
+    B: ReadableTable<u64, &'static [u8]>,
+{
+    /// The node id of user key `key`.
+    pub(crate) fn node_id(&self, key: u64) -> Result<Option<NodeId>> {
+        match self.keys.get(key)? {
+            None => Ok(None),
+            Some(id) => {
+                let id = id.value();
+                NodeId::try_from(id).map(Some).map_err(|_| {
+                    Error::corrupt(format!("node id {id} out of range"), format!("keys[{key}]"))
+                })
+            }
+        }
+    }
+
+    /// Runs `f` on the stored vector of node `id`, in place.
+    pub(crate) fn vector_with<R>(&self, id: NodeId, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        match self.vectors.get(u64::from(id))? {
+            None => Err(Error::corrupt(
+                "a live node has no vector",
+                format!("vectors[{id}]"),
+            )),
+            Some(bytes) => codec::with_vector(bytes.value(), f),
+        }
+    }
+
+    /// Replaces `out` with the list of `id` on `layer` (empty when absent).
+    pub(crate) fn links_into(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+        read_ids(&self.links, "links", id, layer, out)
+    }
+
+    /// Replaces `out` with the nodes linking to `id` on `layer` (empty when absent).
+    pub(crate) fn reverse_into(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+        read_ids(&self.reverse, "reverse", id, layer, out)
+    }
+}
+
+fn read_ids<B: ReadableTable<u64, &'static [u8]>>(
+    table: &B,
+    what: &str,
+    id: NodeId,
+    layer: u8,
+    out: &mut Vec<NodeId>,
+) -> Result<()> {
+    match table.get(link_key(id, layer))? {
+        None => {
+            out.clear();
+            Ok(())
+        }
+        Some(bytes) => codec::decode_ids_into(bytes.value(), what, out),
+    }
+}
+
+impl<K, B> Tables<K, B>
+where
+    K: ReadableTable<u64, u64>,
+    B: ReadableTable<u64, &'static [u8]>,
+{
+    /// Calls `f` with every node record, ascending by id.
+    pub(crate) fn scan_nodes(
+        &self,
+        mut f: impl FnMut(u64, codec::NodeRecord) -> Result<()>,
+    ) -> Result<()> {
+        for row in self.nodes.range::<u64>(..)? {
+            let (id, bytes) = row?;
+            f(id.value(), codec::decode_node(bytes.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every stored vector, ascending by id.
+    pub(crate) fn scan_vectors(&self, mut f: impl FnMut(u64, &[f32]) -> Result<()>) -> Result<()> {
+        for row in self.vectors.range::<u64>(..)? {
+            let (id, bytes) = row?;
+            codec::with_vector(bytes.value(), |v| f(id.value(), v))??;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every forward (`reverse == false`) or reverse list, ascending by node and
+    /// layer.
+    pub(crate) fn scan_lists(
+        &self,
+        reverse: bool,
+        mut f: impl FnMut(u64, u8, &[NodeId]) -> Result<()>,
+    ) -> Result<()> {
+        let (table, what) = if reverse {
+            (&self.reverse, "reverse")
+        } else {
+            (&self.links, "links")
+        };
+        let mut ids = Vec::new();
+        for row in table.range::<u64>(..)? {
+            let (key, bytes) = row?;
+            codec::decode_ids_into(bytes.value(), what, &mut ids)?;
+            let (id, layer) = super::schema::split_link_key(key.value());
+            f(id, layer, &ids)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every (user key, node id) pair, ascending by key.
+    pub(crate) fn scan_keys(&self, mut f: impl FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        for row in self.keys.range::<u64>(..)? {
+            let (key, id) = row?;
+            f(key.value(), id.value())?;
+        }
+        Ok(())
+    }
+}
+
+impl WriteTables<'_> {
+    /// Writes (or replaces) node `id`'s record.
+    pub(crate) fn put_node(&mut self, id: NodeId, record: &codec::NodeRecord) -> Result<()> {
+        self.nodes
+            .insert(u64::from(id), codec::encode_node(record).as_slice())?;
+        Ok(())
+    }
+
+    /// Deletes node `id`'s record and vector.
+    pub(crate) fn delete_node(&mut self, id: NodeId) -> Result<()> {
+        self.nodes.remove(u64::from(id))?;
+        self.vectors.remove(u64::from(id))?;
+        Ok(())
+    }
+
+    /// Writes node `id`'s vector (stored form).
+    pub(crate) fn put_vector(&mut self, id: NodeId, vector: &[f32]) -> Result<()> {
+        self.vectors
+            .insert(u64::from(id), codec::encode_vector(vector).as_slice())?;
+        Ok(())
+    }
+
+    /// Maps user key `key` to node `id`, or unmaps it.
+    pub(crate) fn put_key(&mut self, key: u64, id: Option<NodeId>) -> Result<()> {
+        match id {
+            Some(id) => self.keys.insert(key, u64::from(id))?,
+            None => self.keys.remove(key)?,
+        };
+        Ok(())
+    }
+
+    /// Writes the forward (`reverse == false`) or reverse list of `id` on `layer`; an empty list
+    /// deletes the row.
+    pub(crate) fn put_list(
+        &mut self,
+        reverse: bool,
+        id: NodeId,
+        layer: u8,
+        ids: &[NodeId],
+    ) -> Result<()> {
+        let table = if reverse {
+            &mut self.reverse
+        } else {
+            &mut self.links
+        };
+        let key = link_key(id, layer);
+        if ids.is_empty() {
+            table.remove(key)?;
+        } else {
+            table.insert(key, codec::encode_ids(ids).as_slice())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! [`WriteTxn`]: several changes, committed all together or not at all.
+
+use std::sync::MutexGuard;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::graph::{self, Scratch};
+use crate::index::{Index, WriterState};
+use crate::options::Durability;
+use crate::store::{self, NodeRecord, WriteTables};
+use crate::view::{Work, WorkGraph};
+
+/// A write transaction: stages inserts and removes, applies them to the graph as they come, and
+/// makes them visible and durable together on [`commit`](WriteTxn::commit). Dropping it without
+/// committing aborts it: nothing of it reaches the file or any search.
+///
+/// Only one write transaction is open at a time; [`Index::write`] waits for the current one to
+/// end. Searches go on meanwhile and see the last committed state.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use hnswdb::{Index, Metric, Options};
+/// let index = Index::create(dir.path().join("t.hnsw"), Options::new(2).metric(Metric::L2))?;
+/// let mut tx = index.write()?;
+/// tx.insert(1, &[0.0, 1.0])?;
+/// tx.insert(2, &[1.0, 0.0])?;
+/// tx.remove(1)?;
+/// tx.commit()?;
+/// assert_eq!(index.keys()?, vec![2]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct WriteTxn<'a> {
+    index: &'a Index,
+    state: MutexGuard<'a, WriterState>,
+    txn: redb::WriteTransaction,
+    work: Work,
+    scratch: Scratch,
+    /// An operation failed part-way: the working state may be inconsistent, so commit refuses.
+    broken: bool,
+}
+
+impl std::fmt::Debug for WriteTxn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTxn")
+            .field("len", &self.len())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> WriteTxn<'a> {
+    pub(crate) fn new(
+        index: &'a Index,
+        state: MutexGuard<'a, WriterState>,
+        txn: redb::WriteTransaction,
+    ) -> Self {
+        // Taken under the writer lock: no commit can land between this and our own.
+        let snap = (*index.snapshot()).clone();
+        WriteTxn {
+            index,
+            state,
+            txn,
+            work: Work::new(snap),
+            scratch: Scratch::new(),
+            broken: false,
+        }
+    }
+
+    /// Inserts `vector` under `key`, replacing the key's vector if it is present (upsert).
+    pub fn insert(&mut self, key: u64, vector: &[f32]) -> Result<()> {
+        let options = self.index.options();
+        options.metric.validate(options.dim, vector)?;
+        self.apply(|tx| tx.insert_valid(key, vector))
+    }
+
+    /// Removes `key`; returns whether it was present. Every list that pointed at it is repaired.
+    pub fn remove(&mut self, key: u64) -> Result<bool> {
+        self.apply(|tx| tx.remove_valid(key))
+    }
+
+    /// Whether `key` is present, as this transaction sees it.
+    pub fn contains(&self, key: u64) -> Result<bool> {
+        if self.broken {
+            return Err(broken_error());
+        }
+        store::guarded("contains", || {
+            let tables = WriteTables::open(&self.txn)?;
+            Ok(self.node_of(&tables, key)?.is_some())
+        })
+    }
+
+    /// Number of vectors, as this transaction sees it.
+    pub fn len(&self) -> usize {
+        self.work.snap.counters.len as usize
+    }
+
+    /// Whether the index is empty, as this transaction sees it.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes every change of this transaction durable (as the index's [`Durability`] says) and
+    /// visible to searches, all at once.
+    pub fn commit(self) -> Result<()> {
+        let WriteTxn {
+            index,
+            mut state,
+            mut txn,
+            work,
+            broken,
+            ..
+        } = self;
+        if broken {
+            return Err(broken_error());
+        }
+        index.check_writable()?;
+        let options = index.options();
+        let durable = options.durability == Durability::Immediate || state.checkpoint_due();
+        let snap = store::guarded("commit", || {
+            flush(&txn, &work, options)?;
+            txn.set_durability(if durable {
+                redb::Durability::Immediate
+            } else {
+                redb::Durability::None
+            })?;
+            txn.set_quick_repair(durable && options.quick_repair);
+            txn.commit()?;
+            let mut snap = work.snap;
+            let read = store::begin_read(index.database())?;
+            snap.tables = std::sync::Arc::new(store::ReadTables::open(&read)?);
+            snap.fit_budget(options.cache_bytes);
+            Ok(snap)
+        })
+        .inspect_err(|e| index.poison_on_panic(e))?;
+        state.committed(durable);
+        index.publish(snap);
+        Ok(())
+    }
+
+    fn apply<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.broken {
+            return Err(broken_error());
+        }
+        let result = store::guarded("write", || op(self));
+        if let Err(e) = &result {
+            self.broken = true;
+            self.index.poison_on_panic(e);
+        }
+        result
+    }
+
+    fn node_of(&self, tables: &WriteTables<'_>, key: u64) -> Result<Option<graph::NodeId>> {
+        match self.work.keys.get(&key) {
+            Some(id) => Ok(*id),
+            None => tables.node_id(key),
+        }
+    }
+
+    fn insert_valid(&mut self, key: u64, vector: &[f32]) -> Result<()> {
+        let options = self.index.options();
+        let params = self.index.params();
+        let tables = WriteTables::open(&self.txn)?;
+        let mut g = WorkGraph {
+            work: &mut self.work,
+            tables: &tables,
+            metric: options.metric,
+            m0: params.m0,
+        };
+        if let Some(old) = match g.work.keys.get(&key) {
+            Some(id) => *id,
+            None => tables.node_id(key)?,
+        } {
+            graph::remove(&mut g, old, &params, &mut self.scratch)?;
+            g.work.delete_node(old);
+        }
+        let id = g.work.allocate_id()?;
+        let level = graph::level_for(options.seed, g.work.snap.counters.inserts, options.m);
+        g.work
+            .add_node(id, key, level, vector, options.metric, params.m0);
+        let search = options.metric.search_form(vector);
+        graph::insert(&mut g, id, level, &search, &params, &mut self.scratch)
+    }
+
+    fn remove_valid(&mut self, key: u64) -> Result<bool> {
+        let options = self.index.options();
+        let params = self.index.params();
+        let tables = WriteTables::open(&self.txn)?;
+        let Some(id) = self.node_of(&tables, key)? else {
+            return Ok(false);
+        };
+        let mut g = WorkGraph {
+            work: &mut self.work,
+            tables: &tables,
+            metric: options.metric,
+            m0: params.m0,
+        };
+        graph::remove(&mut g, id, &params, &mut self.scratch)?;
+        g.work.delete_node(id);
+        Ok(true)
+    }
+}
+
+fn broken_error() -> Error {
+    Error::InvalidOptions {
+        reason:
+            "an earlier operation of this transaction failed part-way; drop it and start a new one"
+                .into(),
+    }
+}
+
+/// Writes everything `work` changed into `txn`.
+fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) -> Result<()> {
+    let snap = &work.snap;
+    {
+        let mut tables = WriteTables::open(txn)?;
+        for &id in &work.dirty_nodes {
+            let slot = snap.node(id);
+            if slot.live {
+                tables.put_node(
+                    id,
+                    &NodeRecord {
+                        key: slot.key,
+                        level: slot.level,
+                    },
+                )?;
+                if let Some(v) = work.new_vectors.get(&id) {
+                    tables.put_vector(id, v)?;
+                }
+            } else {
+                tables.delete_node(id)?;
+            }
+        }
+        for (&key, &id) in &work.keys {
+            tables.put_key(key, id)?;
+        }
+        let mut list = Vec::new();
+        for &key in &work.dirty_lists {
+            let (id, layer) = ((key >> 8) as graph::NodeId, (key & 0xff) as u8);
+            work.list_into(&tables, id, layer, options.metric, &mut list)?;
+            tables.put_list(false, id, layer, &list)?;
+        }
+        for (&key, list) in &work.reverse {
+            let (id, layer) = ((key >> 8) as graph::NodeId, (key & 0xff) as u8);
+            tables.put_list(true, id, layer, list)?;
+        }
+    }
+    let (freed, taken): (Vec<_>, Vec<_>) = work
+        .free_changed
+        .iter()
+        .partition(|id| snap.free.contains(id));
+    store::update_free_ids(txn, freed, taken)?;
+    store::write_header(txn, &crate::index::header_of(options, &snap.counters))
+}
+
+impl WriterState {
+    /// Whether the next commit must be durable (a checkpoint) under `Durability::Eventual`.
+    fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint + 1 >= crate::options::EVENTUAL_CHECKPOINT_COMMITS
+            || self.last_checkpoint.elapsed().as_millis() as u64
+                >= crate::options::EVENTUAL_CHECKPOINT_MS
+    }
+
+    fn committed(&mut self, durable: bool) {
+        if durable {
+            self.since_checkpoint = 0;
+            self.last_checkpoint = Instant::now();
+        } else {
+            self.since_checkpoint += 1;
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The graph as the algorithm sees it: [`SnapshotGraph`] over a committed snapshot (searches),
+//! [`WorkGraph`] over a write transaction's working state (inserts and removes).
+//!
+//! Reads go to the cache first and to the file for what the cache does not hold; writes change
+//! the working snapshot copy-on-write and record what the commit must write back.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use redb::ReadableTable;
+
+use crate::cache::{NodeSlot, Snapshot, UpperNode};
+use crate::error::{Error, Result};
+use crate::graph::{EntryPoint, GraphRead, GraphWrite, NodeId};
+use crate::options::Metric;
+use crate::store::{ReadTables, WriteTables};
+
+/// Key of a list in the overlays: `id << 8 | layer`, as in the file.
+fn list_key(id: NodeId, layer: u8) -> u64 {
+    (u64::from(id) << 8) | u64::from(layer)
+}
+
+/// Layer-0 data a write transaction changed that the cache does not hold.
+#[derive(Default)]
+pub(crate) struct Overlay {
+    /// Layer-0 lists, when the snapshot has no layer-0 list cache.
+    pub links0: HashMap<NodeId, Vec<NodeId>>,
+    /// Layer-0 vectors (search form) of new nodes, when the snapshot has no vector cache.
+    pub vectors: HashMap<NodeId, Box<[f32]>>,
+}
+
+/// Reads shared by both views: `tables` is the file at the state the snapshot started from.
+struct Reader<'a, K, B> {
+    snap: &'a Snapshot,
+    overlay: Option<&'a Overlay>,
+    tables: &'a crate::store::Tables<K, B>,
+    metric: Metric,
+}
+
+impl<K, B> Reader<'_, K, B>
+where
+    K: ReadableTable<u64, u64>,
+    B: ReadableTable<u64, &'static [u8]>,
+{
+    fn live(&self, id: NodeId) -> Result<NodeSlot> {
+        let slot = self.snap.node(id);
+        if slot.live {
+            Ok(slot)
+        } else {
+            Err(Error::corrupt(
+                format!("node {id} is referenced but does not exist"),
+                "graph",
+            ))
+        }
+    }
+
+    fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+        if layer > 0 {
+            let upper = self.snap.upper(id).ok_or_else(|| {
+                Error::corrupt(format!("node {id} has no lists on layer {layer}"), "graph")
+            })?;
+            let list = upper.lists.get(usize::from(layer) - 1).ok_or_else(|| {
+                Error::corrupt(format!("node {id} has no list on layer {layer}"), "graph")
+            })?;
+            out.clear();
+            out.extend_from_slice(list);
+            return Ok(());
+        }
+        if let Some(links) = &self.snap.links0 {
+            if let Some(row) = links.get(id) {
+                let count = row[0] as usize;
+                let ids = row.get(1..1 + count).ok_or_else(|| {
+                    Error::corrupt(format!("node {id} has an oversized list"), "graph")
+                })?;
+                out.clear();
+                out.extend_from_slice(ids);
+                return Ok(());
+            }
+        } else if let Some(list) = self.overlay.and_then(|o| o.links0.get(&id)) {
+            out.clear();
+            out.extend_from_slice(list);
+            return Ok(());
+        }
+        self.tables.links_into(id, 0, out)
+    }
+
+    /// The search form of `id`'s vector, when it is in memory.
+    #[inline]
+    fn cached_vector(&self, id: NodeId) -> Option<&[f32]> {
+        if let Some(vectors) = &self.snap.vectors {
+            if let Some(v) = vectors.get(id) {
+                return Some(v);
+            }
+        }
+        if let Some(upper) = self.snap.upper(id) {
+            return Some(&upper.vector);
+        }
+        self.overlay
+            .and_then(|o| o.vectors.get(&id))
+            .map(|v| &v[..])
+    }
+
+    #[inline]
+    fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32> {
+        match self.cached_vector(id) {
+            Some(v) => Ok(self.metric.search_distance(query, v)),
+            None => self
+                .tables
+                .vector_with(id, |v| self.metric.stored_distance(query, v)),
+        }
+    }
+
+    fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32> {
+        match self.cached_vector(a) {
+            Some(v) => self.distance_to(v, b),
+            None => {
+                let va = self.tables.vector_with(a, |v| self.metric.search_form(v))?;
+                self.distance_to(&va, b)
+            }
+        }
+    }
+}
+
+macro_rules! delegate_graph_read {
+    () => {
+        fn entry_point(&self) -> Option<EntryPoint> {
+            self.reader().snap.counters.entry
+        }
+        fn level(&self, id: NodeId) -> Result<u8> {
+            Ok(self.reader().live(id)?.level)
+        }
+        fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+            self.reader().neighbours(id, layer, out)
+        }
+        #[inline]
+        fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32> {
+            self.reader().distance_to(query, id)
+        }
+        fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32> {
+            self.reader().distance_between(a, b)
+        }
+    };
+}
+
+/// A committed snapshot as a graph, for searches.
+pub(crate) struct SnapshotGraph<'a> {
+    snap: &'a Snapshot,
+    metric: Metric,
+}
+
+impl<'a> SnapshotGraph<'a> {
+    pub(crate) fn new(snap: &'a Snapshot, metric: Metric) -> Self {
+        SnapshotGraph { snap, metric }
+    }
+
+    #[inline]
+    fn reader(
+        &self,
+    ) -> Reader<'a, redb::ReadOnlyTable<u64, u64>, redb::ReadOnlyTable<u64, &'static [u8]>> {
+        let tables: &'a ReadTables = &self.snap.tables;
+        Reader {
+            snap: self.snap,
+            overlay: None,
+            tables,
+            metric: self.metric,
+        }
+    }
+}
+
+impl GraphRead for SnapshotGraph<'_> {
+    delegate_graph_read!();
+}
+
+/// The working state of a write transaction: the snapshot it will publish, and what its commit
+/// must write to the file.
+pub(crate) struct Work {
+    pub snap: Snapshot,
+    pub overlay: Overlay,
+    /// Every reverse list touched, in full (loaded from the file on first touch).
+    pub reverse: HashMap<u64, Vec<NodeId>>,
+    /// Lists changed, as `list_key`s.
+    pub dirty_lists: HashSet<u64>,
+    /// Nodes added or removed.
+    pub dirty_nodes: BTreeSet<NodeId>,
+    /// Stored form of the vectors of nodes added.
+    pub new_vectors: HashMap<NodeId, Vec<f32>>,
+    /// User keys mapped (`Some`) or unmapped (`None`).
+    pub keys: HashMap<u64, Option<NodeId>>,
+    /// Ids whose free-list membership may have changed.
+    pub free_changed: BTreeSet<NodeId>,
+}
+
+impl Work {
+    pub(crate) fn new(snap: Snapshot) -> Work {
+        Work {
+            snap,
+            overlay: Overlay::default(),
+            reverse: HashMap::new(),
+            dirty_lists: HashSet::new(),
+            dirty_nodes: BTreeSet::new(),
+            new_vectors: HashMap::new(),
+            keys: HashMap::new(),
+            free_changed: BTreeSet::new(),
+        }
+    }
+
+    /// A fresh id: the smallest free one, else the next unused.
+    pub(crate) fn allocate_id(&mut self) -> Result<NodeId> {
+        let free = Arc::make_mut(&mut self.snap.free);
+        if let Some(id) = free.pop_first() {
+            self.free_changed.insert(id);
+            return Ok(id);
+        }
+        let id = self.snap.counters.next_id;
+        self.snap.counters.next_id =
+            id.checked_add(1)
+                .filter(|&n| n < u32::MAX)
+                .ok_or_else(|| Error::InvalidOptions {
+                    reason: "an index holds at most 4,294,967,294 vectors".into(),
+                })?;
+        Ok(id)
+    }
+
+    /// Adds node `id` for `key` at `level` with `vector` (stored form), unlinked.
+    pub(crate) fn add_node(
+        &mut self,
+        id: NodeId,
+        key: u64,
+        level: u8,
+        vector: &[f32],
+        metric: Metric,
+        m0: usize,
+    ) {
+        let search = metric.search_form(vector);
+        self.snap.nodes.get_mut(id)[0] = NodeSlot {
+            key,
+            level,
+            live: true,
+        };
+        if level > 0 {
+            self.snap.upper.get_mut(id)[0] = Some(Arc::new(UpperNode {
+                vector: search.clone().into_boxed_slice(),
+                lists: vec![Vec::new(); usize::from(level)],
+            }));
+        }
+        match &mut self.snap.vectors {
+            Some(vectors) => vectors.get_mut(id).copy_from_slice(&search),
+            None => {
+                self.overlay.vectors.insert(id, search.into_boxed_slice());
+            }
+        }
+        match &mut self.snap.links0 {
+            Some(links) => links.get_mut(id)[..=m0].fill(0),
+            None => {
+                self.overlay.links0.insert(id, Vec::new());
+            }
+        }
+        self.new_vectors.insert(id, vector.to_vec());
+        self.dirty_nodes.insert(id);
+        self.keys.insert(key, Some(id));
+        self.snap.counters.len += 1;
+        self.snap.counters.inserts += 1;
+    }
+
+    /// Replaces `out` with the final list of `id` on `layer`: empty for a removed node, and for a
+    /// layer above its level (a recycled id may come back lower than it was).
+    pub(crate) fn list_into(
+        &self,
+        tables: &WriteTables<'_>,
+        id: NodeId,
+        layer: u8,
+        metric: Metric,
+        out: &mut Vec<NodeId>,
+    ) -> Result<()> {
+        let slot = self.snap.node(id);
+        if !slot.live || layer > slot.level {
+            out.clear();
+            return Ok(());
+        }
+        Reader {
+            snap: &self.snap,
+            overlay: Some(&self.overlay),
+            tables,
+            metric,
+        }
+        .neighbours(id, layer, out)
+    }
+
+    /// Deletes node `id` (already unlinked by `graph::remove`) and frees its id.
+    pub(crate) fn delete_node(&mut self, id: NodeId) {
+        let key = self.snap.node(id).key;
+        self.snap.nodes.get_mut(id)[0] = NodeSlot::default();
+        if self.snap.upper(id).is_some() {
+            self.snap.upper.get_mut(id)[0] = None;
+        }
+        self.overlay.vectors.remove(&id);
+        self.overlay.links0.remove(&id);
+        self.new_vectors.remove(&id);
+        self.dirty_nodes.insert(id);
+        self.keys.insert(key, None);
+        Arc::make_mut(&mut self.snap.free).insert(id);
+        self.free_changed.insert(id);
+        self.snap.counters.len -= 1;
+    }
+}
+
+/// A write transaction's working state as a graph, for inserts and removes.
+pub(crate) struct WorkGraph<'a, 't> {
+    pub work: &'a mut Work,
+    pub tables: &'a WriteTables<'t>,
+    pub metric: Metric,
+    pub m0: usize,
+}
+
+impl<'a, 't> WorkGraph<'a, 't> {
+    #[inline]
+    fn reader(&self) -> Reader<'_, redb::Table<'t, u64, u64>, redb::Table<'t, u64, &'static [u8]>> {
+        Reader {
+            snap: &self.work.snap,
+            overlay: Some(&self.work.overlay),
+            tables: self.tables,
+            metric: self.metric,
+        }
+    }
+
+    /// The reverse list of `id` on `layer`, loaded from the file on first touch.
+    fn reverse_mut(&mut self, id: NodeId, layer: u8) -> Result<&mut Vec<NodeId>> {
+        let key = list_key(id, layer);
+        if !self.work.reverse.contains_key(&key) {
+            let mut list = Vec::new();
+            self.tables.reverse_into(id, layer, &mut list)?;
+            self.work.reverse.insert(key, list);
+        }
+        Ok(self.work.reverse.get_mut(&key).expect("inserted above"))
+    }
+}
+
+impl GraphRead for WorkGraph<'_, '_> {
+    delegate_graph_read!();
+}
+
+impl GraphWrite for WorkGraph<'_, '_> {
+    fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+        match self.work.reverse.get(&list_key(id, layer)) {
+            Some(list) => {
+                out.clear();
+                out.extend_from_slice(list);
+                Ok(())
+            }
+            None => self.tables.reverse_into(id, layer, out),
+        }
+    }
+
+    fn set_neighbours(&mut self, id: NodeId, layer: u8, list: &[NodeId]) -> Result<()> {
+        let mut old = Vec::new();
+        self.reader().neighbours(id, layer, &mut old)?;
+        for &t in old.iter().filter(|t| !list.contains(t)) {
+            self.reverse_mut(t, layer)?.retain(|&x| x != id);
+        }
+        for &t in list.iter().filter(|t| !old.contains(t)) {
+            self.reverse_mut(t, layer)?.push(id);
+        }
+        if layer > 0 {
+            let slot = self.work.snap.upper.get_mut(id);
+            let upper = slot[0].as_mut().ok_or_else(|| {
+                Error::corrupt(format!("node {id} has no lists on layer {layer}"), "graph")
+            })?;
+            let lists = &mut Arc::make_mut(upper).lists;
+            let target = lists.get_mut(usize::from(layer) - 1).ok_or_else(|| {
+                Error::corrupt(format!("node {id} has no list on layer {layer}"), "graph")
+            })?;
+            target.clear();
+            target.extend_from_slice(list);
+        } else {
+            match &mut self.work.snap.links0 {
+                Some(links) => {
+                    if list.len() > self.m0 {
+                        return Err(Error::corrupt(
+                            format!("list of node {id} exceeds m0"),
+                            "graph",
+                        ));
+                    }
+                    let row = links.get_mut(id);
+                    row[0] = list.len() as u32;
+                    row[1..=list.len()].copy_from_slice(list);
+                }
+                None => {
+                    self.work.overlay.links0.insert(id, list.to_vec());
+                }
+            }
+        }
+        self.work.dirty_lists.insert(list_key(id, layer));
+        Ok(())
+    }
+
+    fn set_entry_point(&mut self, entry: Option<EntryPoint>) {
+        self.work.snap.counters.entry = entry;
+    }
+
+    fn highest_node(&self, except: NodeId) -> Result<Option<EntryPoint>> {
+        let snap = &self.work.snap;
+        let mut best: Option<EntryPoint> = None;
+        for id in (0..snap.counters.next_id).filter(|&id| id != except) {
+            let slot = snap.node(id);
+            if slot.live && best.is_none_or(|b| slot.level > b.level) {
+                best = Some(EntryPoint {
+                    id,
+                    level: slot.level,
+                });
+            }
+        }
+        Ok(best)
+    }
+}
