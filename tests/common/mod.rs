@@ -1,0 +1,87 @@
+//! Helpers shared by the integration tests: data sets, brute force, seeds.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use hnswdb::Metric;
+
+/// A directory of `../shared/data` (beside the repository).
+pub fn data_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name)
+}
+
+/// Reads a TEXMEX `.fvecs` file: per vector a little-endian `i32` dimension, then the floats.
+pub fn read_fvecs(path: &std::path::Path) -> Vec<Vec<f32>> {
+    read_vecs(path, |b| f32::from_le_bytes(b.try_into().unwrap()))
+}
+
+/// Reads a TEXMEX `.ivecs` file.
+pub fn read_ivecs(path: &std::path::Path) -> Vec<Vec<i32>> {
+    read_vecs(path, |b| i32::from_le_bytes(b.try_into().unwrap()))
+}
+
+fn read_vecs<T>(path: &std::path::Path, parse: impl Fn(&[u8]) -> T) -> Vec<Vec<T>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let dim = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 4;
+        out.push(
+            bytes[at..at + 4 * dim]
+                .chunks_exact(4)
+                .map(&parse)
+                .collect(),
+        );
+        at += 4 * dim;
+    }
+    out
+}
+
+/// The exact `k` nearest keys of `query` among `rows` (ties by key), by `metric`.
+pub fn brute_force(
+    metric: Metric,
+    rows: &[(u64, Vec<f32>)],
+    query: &[f32],
+    k: usize,
+) -> Vec<(u64, f32)> {
+    let mut all: Vec<(u64, f32)> = rows
+        .iter()
+        .map(|(key, v)| (*key, metric.distance(query, v)))
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+/// Fraction of `truth` found in `found`.
+pub fn recall(found: &[u64], truth: &[u64]) -> f64 {
+    truth.iter().filter(|t| found.contains(t)).count() as f64 / truth.len() as f64
+}
+
+/// The seed of a randomized test: `HNSWDB_SEED` if set, else `default`. Printed, so a failure
+/// can be reproduced.
+pub fn seed(default: u64) -> u64 {
+    let seed = std::env::var("HNSWDB_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    eprintln!("seed: {seed} (set HNSWDB_SEED to reproduce)");
+    seed
+}
+
+/// Deterministic pseudo-random vectors in `[-1, 1)`.
+pub fn random_vectors(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    (0..n).map(|_| (0..dim).map(|_| next()).collect()).collect()
+}

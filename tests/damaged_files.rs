@@ -1,0 +1,110 @@
+//! A valid index file with random bits flipped: opening and using it (search, get, insert,
+//! remove, verify) gives `Err`s or keeps working, but never a panic out of the API, a hang or
+//! undefined behaviour. `HNSWDB_DAMAGE_TRIALS` raises the number of damaged files (default 200);
+//! `HNSWDB_SEED` reproduces a run.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use hnswdb::{Index, Metric, Options};
+
+fn trials() -> u64 {
+    std::env::var("HNSWDB_DAMAGE_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Opens `path` and exercises it; returns how far it got.
+fn exercise(path: &std::path::Path, vectors: &[Vec<f32>]) -> &'static str {
+    let Ok(index) = Index::open(path) else {
+        return "open refused";
+    };
+    for q in vectors.iter().take(5) {
+        let _ = index.search(q, 5);
+        let _ = index.get(3);
+    }
+    let _ = index.keys();
+    let verified = index.verify();
+    let _ = index.insert(10_000, &vectors[0]);
+    let _ = index.remove(7);
+    let _ = index.search(&vectors[1], 10);
+    let _ = index.stats();
+    if verified.is_ok() {
+        "opened, verified clean"
+    } else {
+        "opened, verify reported damage"
+    }
+}
+
+#[test]
+fn flipped_bits_never_panic() {
+    let seed = common::seed(0xDA3A6E);
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.hnsw");
+    let vectors = common::random_vectors(seed, 300, 8);
+    {
+        let index = Index::create(&original, Options::new(8).metric(Metric::L2).m(4)).unwrap();
+        index
+            .insert_batch(
+                vectors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as u64, v.as_slice())),
+            )
+            .unwrap();
+        for key in (0..300).step_by(5) {
+            index.remove(key).unwrap();
+        }
+    }
+    let bytes = std::fs::read(&original).unwrap();
+    let mut rng = Rng(seed);
+    let mut outcomes = std::collections::BTreeMap::<&str, u64>::new();
+    let damaged = dir.path().join("damaged.hnsw");
+    for _ in 0..trials() {
+        let mut copy = bytes.clone();
+        for _ in 0..1 + rng.below(8) {
+            let at = rng.below(copy.len() as u64) as usize;
+            copy[at] ^= 1 << rng.below(8);
+        }
+        std::fs::write(&damaged, &copy).unwrap();
+        let start = Instant::now();
+        let outcome = exercise(&damaged, &vectors);
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "a damaged file took {:?}",
+            start.elapsed()
+        );
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    eprintln!("outcomes over {} damaged files: {outcomes:?}", trials());
+}
+
+#[test]
+fn arbitrary_bytes_are_refused() {
+    let seed = common::seed(0xB17E5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk");
+    let mut rng = Rng(seed);
+    for len in [1usize, 9, 100, 4096, 70_000] {
+        let junk: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        std::fs::write(&path, &junk).unwrap();
+        assert!(Index::open(&path).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), junk);
+    }
+}
