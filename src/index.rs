@@ -13,7 +13,7 @@ use crate::cache::{Counters, Shape, Snapshot};
 use crate::error::{Error, Result};
 use crate::graph::{self, EntryPoint, NodeId, Params, Scratch};
 use crate::options::{Durability, Hit, Metric, Options, SearchParams};
-use crate::store::{self, Header};
+use crate::store::{self, Db, Header};
 use crate::txn::WriteTxn;
 use crate::view::SnapshotGraph;
 
@@ -41,7 +41,7 @@ thread_local! {
 /// ```
 pub struct Index {
     path: PathBuf,
-    db: Database,
+    db: Db,
     options: Options,
     current: RwLock<Arc<Snapshot>>,
     writer: Mutex<WriterState>,
@@ -149,7 +149,7 @@ impl Index {
         Ok(index)
     }
 
-    fn load(path: &Path, db: Database, options: Options, counters: Counters) -> Result<Index> {
+    fn load(path: &Path, db: Db, options: Options, counters: Counters) -> Result<Index> {
         let shape = Shape {
             metric: options.metric,
             dim: options.dim,
@@ -235,7 +235,7 @@ impl Index {
     pub fn write(&self) -> Result<WriteTxn<'_>> {
         self.check_writable()?;
         let state = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let txn = store::guarded("write", || Ok(self.db.begin_write()?))?;
+        let txn = store::guarded("write", || Ok(self.database().begin_write()?))?;
         Ok(WriteTxn::new(self, state, txn))
     }
 
@@ -390,7 +390,7 @@ impl Drop for Index {
             && !self.poisoned.load(Ordering::Acquire)
         {
             let _ = store::guarded("checkpoint", || {
-                let mut txn = self.db.begin_write()?;
+                let mut txn = self.database().begin_write()?;
                 txn.set_quick_repair(self.options.quick_repair);
                 txn.commit()?;
                 Ok(())

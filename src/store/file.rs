@@ -42,8 +42,31 @@ pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T>
     })
 }
 
+/// An open redb database that is closed under the panic guard: redb's own close can panic when
+/// an earlier (caught) panic on a damaged file poisoned its state.
+pub(crate) struct Db(Option<Database>);
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0
+            .as_ref()
+            .expect("a Db holds its database until dropped")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let db = self.0.take();
+        let _ = guarded("close", || {
+            drop(db);
+            Ok(())
+        });
+    }
+}
+
 /// Creates a new, empty database file at `path`; fails if anything exists there.
-pub(crate) fn create_database(path: &Path) -> Result<Database> {
+pub(crate) fn create_database(path: &Path) -> Result<Db> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -56,9 +79,11 @@ pub(crate) fn create_database(path: &Path) -> Result<Database> {
             _ => Error::Io(e),
         })?;
     let db = guarded("create", || {
-        Ok(Database::builder()
-            .set_cache_size(REDB_CACHE_BYTES)
-            .create_file(file)?)
+        Ok(Db(Some(
+            Database::builder()
+                .set_cache_size(REDB_CACHE_BYTES)
+                .create_file(file)?,
+        )))
     });
     if db.is_err() {
         let _ = std::fs::remove_file(path);
@@ -68,7 +93,7 @@ pub(crate) fn create_database(path: &Path) -> Result<Database> {
 
 /// Opens the database at `path`, refusing files that are missing, empty or not redb files
 /// without changing them.
-pub(crate) fn open_database(path: &Path) -> Result<Database> {
+pub(crate) fn open_database(path: &Path) -> Result<Db> {
     let not_ours = |detail: &str| Error::NotAnIndex {
         path: path.to_owned(),
         detail: detail.into(),
@@ -98,6 +123,7 @@ pub(crate) fn open_database(path: &Path) -> Result<Database> {
         Database::builder()
             .set_cache_size(REDB_CACHE_BYTES)
             .open(path)
+            .map(|db| Db(Some(db)))
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => Error::from(e),
                 other => Error::corrupt(format!("redb could not open the file: {other}"), "open"),
