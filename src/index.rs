@@ -150,12 +150,7 @@ impl Index {
     }
 
     fn load(path: &Path, db: Db, options: Options, counters: Counters) -> Result<Index> {
-        let shape = Shape {
-            metric: options.metric,
-            dim: options.dim,
-            m0: options.get_m0(),
-            budget: options.cache_bytes,
-        };
+        let shape = shape_of(&options);
         let snap = store::guarded("open", || {
             Snapshot::load(&store::begin_read(&db)?, counters, &shape)
         })?;
@@ -170,6 +165,42 @@ impl Index {
             }),
             poisoned: AtomicBool::new(false),
         })
+    }
+
+    /// Gives file space back after many removals: every live row is copied, in key order, into
+    /// a fresh file next to the index (`<path>.compact`), which then atomically replaces the old
+    /// one. Afterwards the file is about the size of a fresh build of the same vectors. The graph
+    /// is kept as it is (no rebuild), and a crash at any moment leaves either the old or the new
+    /// file in place, both complete. Takes `&mut self`: no search or write runs meanwhile.
+    pub fn compact(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let tmp = compact_path(&self.path);
+        let _ = std::fs::remove_file(&tmp);
+        let counters = self.snapshot().counters;
+        let shape = shape_of(&self.options);
+        let copied = store::create_database(&tmp).and_then(|fresh| {
+            store::guarded("compact", || {
+                store::copy_all(&self.db, &fresh)?;
+                let snap = Snapshot::load(&store::begin_read(&fresh)?, counters, &shape)?;
+                Ok((fresh, snap))
+            })
+        });
+        let (fresh, snap) = match copied {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        // The open handle follows the file through the rename.
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        // The old snapshot holds a read transaction of the old database: it goes first.
+        *self.current.get_mut().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        self.db = fresh;
+        Ok(())
     }
 
     /// The index's options (structural ones as stored in the file).
@@ -424,6 +455,23 @@ fn exact_scan(
     }
     found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     Ok(found)
+}
+
+/// What loading a snapshot needs of `options`.
+pub(crate) fn shape_of(options: &Options) -> Shape {
+    Shape {
+        metric: options.metric,
+        dim: options.dim,
+        m0: options.get_m0(),
+        budget: options.cache_bytes,
+    }
+}
+
+/// Where `compact` writes the new file before it replaces the index.
+fn compact_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".compact");
+    PathBuf::from(name)
 }
 
 /// The header recording `options` and `counters`.

@@ -98,10 +98,8 @@ impl Index {
         }
         // A file-only view: layer 0 is read from the file, not the cache.
         let shape = Shape {
-            metric: options.metric,
-            dim: options.dim,
-            m0: options.get_m0(),
             budget: 0,
+            ..crate::index::shape_of(options)
         };
         let snap = Snapshot::load(&txn, counters, &shape)?;
         let tables = &snap.tables;

@@ -101,3 +101,50 @@ fn upsert_replaces_the_vector() {
     assert_eq!(index.search(&[1000.0, 1000.0], 1).unwrap()[0].key, 7);
     index.verify().unwrap();
 }
+
+#[test]
+fn compact_gives_space_back_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.hnsw");
+    let rows = common::random_vectors(9, 4000, 16);
+    let mut index = Index::create(&path, Options::new(16).metric(Metric::L2)).unwrap();
+    index
+        .insert_batch(
+            rows.iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64, v.as_slice())),
+        )
+        .unwrap();
+    let mut tx = index.write().unwrap();
+    for key in (0..4000u64).filter(|k| k % 4 != 0) {
+        tx.remove(key).unwrap();
+    }
+    tx.commit().unwrap();
+    let before = index.stats().unwrap().file_bytes;
+    let answers: Vec<_> = rows
+        .iter()
+        .step_by(50)
+        .map(|q| index.search(q, 5).unwrap())
+        .collect();
+    index.compact().unwrap();
+    let after = index.stats().unwrap().file_bytes;
+    eprintln!("file bytes: {before} before compact, {after} after");
+    assert!(
+        after < before,
+        "compact did not shrink the file: {before} -> {after}"
+    );
+    assert!(!dir.path().join("t.hnsw.compact").exists());
+    let again: Vec<_> = rows
+        .iter()
+        .step_by(50)
+        .map(|q| index.search(q, 5).unwrap())
+        .collect();
+    assert_eq!(answers, again);
+    index.verify().unwrap();
+    index.insert(99_999, &rows[1]).unwrap();
+    drop(index);
+    let index = Index::open(&path).unwrap();
+    assert_eq!(index.len(), 1001);
+    assert_eq!(index.get(99_999).unwrap().as_ref(), Some(&rows[1]));
+    index.verify().unwrap();
+}

@@ -219,3 +219,41 @@ pub(crate) fn update_free_ids(
 pub(crate) fn begin_read(db: &Database) -> Result<ReadTransaction> {
     Ok(db.begin_read()?)
 }
+
+/// Copies every row of every hnswdb table from `src` into `dst` (a new, empty database) in one
+/// durable transaction. Rows go in key order into fresh tables, so `dst` holds no free space.
+pub(crate) fn copy_all(src: &Database, dst: &Database) -> Result<()> {
+    let read = src.begin_read()?;
+    let mut txn = dst.begin_write()?;
+    txn.set_quick_repair(true);
+    copy_table(&read, &txn, META)?;
+    copy_table(&read, &txn, KEYS)?;
+    copy_table(&read, &txn, NODES)?;
+    copy_table(&read, &txn, VECTORS)?;
+    copy_table(&read, &txn, LINKS)?;
+    copy_table(&read, &txn, REVERSE)?;
+    copy_table(&read, &txn, FREE_IDS)?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn copy_table<K, V>(
+    read: &ReadTransaction,
+    txn: &WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Result<()>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+    for<'a> V::SelfType<'a>: std::borrow::Borrow<V::SelfType<'a>>,
+{
+    use redb::ReadableTable;
+    let from = read.open_table(table)?;
+    let mut to = txn.open_table(table)?;
+    for row in from.iter()? {
+        let (key, value) = row?;
+        to.insert(key.value(), value.value())?;
+    }
+    Ok(())
+}
