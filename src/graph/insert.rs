@@ -75,7 +75,8 @@ pub(crate) fn insert<G: GraphWrite>(
             search_layer(&*graph, vector, layer, ef, None, scratch)?;
             scratch.drain_results(&mut found);
             seeds.clone_from(&found);
-            select_neighbours(&*graph, &mut seeds, params.m, &mut chosen)?;
+            let m = params.m.min(params.max_neighbours(layer));
+            select_neighbours(&*graph, &mut seeds, m, &mut chosen)?;
             ids.clear();
             ids.extend(chosen.iter().map(|n| n.id));
             graph.set_neighbours(id, layer, &ids)?;

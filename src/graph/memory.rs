@@ -86,11 +86,6 @@ impl MemoryGraph {
             .collect()
     }
 
-    /// The vector of node `id`, in search form.
-    pub(crate) fn vector(&self, id: NodeId) -> Result<&[f32]> {
-        Ok(&self.node(id)?.vector)
-    }
-
     /// The metric distances are measured in.
     pub(crate) fn metric(&self) -> Metric {
         self.metric
@@ -481,7 +476,7 @@ mod tests {
                     step
                 );
             }
-            let even = |id: NodeId| id % 2 == 0;
+            let even = |id: NodeId| id & 1 == 0;
             prop_assert_eq!(
                 model.search(&query, n, Some(&even)),
                 model.brute(&query, Some(&even))

@@ -53,8 +53,9 @@ pub(crate) fn search<G: GraphRead>(
     Ok(())
 }
 
-/// Moves `cur` to the nearest node of `layer` reachable by strictly improving steps (Alg. 2
-/// with `ef = 1`, as hnswlib descends). Ends because each step strictly lowers the distance.
+/// Moves `cur` on `layer` to a neighbour closer to `query` while there is one: a local minimum
+/// (Alg. 2 with `ef = 1`, as hnswlib descends). Ends because each step strictly lowers the
+/// distance.
 pub(super) fn greedy<G: GraphRead>(
     graph: &G,
     query: &[f32],
