@@ -1,1 +1,224 @@
-fn main() {}
+//! `hnswdb`: build, search, benchmark and inspect hnswdb index files from the command line.
+//!
+//! This file holds the command-line definitions and the dispatch; each command lives in its own
+//! module and reaches the index only through the public `hnswdb` API.
+
+mod bench;
+mod build;
+mod data;
+mod error;
+mod inspect;
+mod report;
+mod search;
+mod vecio;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub(crate) use error::CliError;
+
+/// Build, search, benchmark and inspect hnswdb vector indexes.
+///
+/// An index is one file; every build batch is a committed transaction, so an interrupted build
+/// keeps what it committed and running the same command again resumes it.
+#[derive(Parser, Debug)]
+#[command(name = "hnswdb", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build an index from a vector file, or resume an interrupted build.
+    Build(BuildArgs),
+    /// Search an index with the vectors of a file; with --truth, measure recall and speed.
+    Search(SearchArgs),
+    /// Benchmark: build an index and sweep ef, reporting recall, queries/s and latency, with a plot.
+    Bench(BenchArgs),
+    /// Show counts per level, sizes and the options of an index.
+    Stats(StatsArgs),
+    /// Run the full integrity check of an index; exits non-zero on any problem.
+    Verify(VerifyArgs),
+    /// Print the vector stored under a key (comma-separated).
+    Get(GetArgs),
+    /// Remove keys from an index (in one transaction).
+    Remove(RemoveArgs),
+    // `compact`, `export` and `import` come here once the library has them: their own module
+    // (`maintain.rs`), with arguments like `StatsArgs` and `ExportArgs { index, file }`.
+}
+
+/// The distance metric, as named on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MetricArg {
+    /// Squared Euclidean distance.
+    L2,
+    /// 1 − cosine similarity.
+    Cosine,
+    /// 1 − inner product (for normalised vectors).
+    Dot,
+}
+
+impl From<MetricArg> for hnswdb::Metric {
+    fn from(m: MetricArg) -> hnswdb::Metric {
+        match m {
+            MetricArg::L2 => hnswdb::Metric::L2,
+            MetricArg::Cosine => hnswdb::Metric::Cosine,
+            MetricArg::Dot => hnswdb::Metric::Dot,
+        }
+    }
+}
+
+/// Arguments of `hnswdb build`.
+#[derive(Args, Debug)]
+pub(crate) struct BuildArgs {
+    /// The index file to create, or to resume building.
+    pub index: PathBuf,
+    /// Vectors to insert: .fvecs, .bvecs, .npy (float32, 2-D, C order) or .csv (one per line).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Keys of the rows, one unsigned integer per line (default: the row numbers 0, 1, 2, …).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// Distance metric of a new index [default: l2]. A resumed build uses the index's own.
+    #[arg(long, value_enum)]
+    pub metric: Option<MetricArg>,
+    /// Neighbours per node on the upper layers (2*m on layer 0) [default: 16].
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// Candidate-list size while inserting: larger builds a better graph, slower [default: 200].
+    #[arg(long)]
+    pub ef_construction: Option<usize>,
+    /// Rows per committed transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+}
+
+/// Arguments of `hnswdb search`.
+#[derive(Args, Debug)]
+pub(crate) struct SearchArgs {
+    /// The index file.
+    pub index: PathBuf,
+    /// Query vectors: .fvecs, .bvecs, .npy or .csv.
+    #[arg(long, short)]
+    pub query: PathBuf,
+    /// Number of nearest keys per query.
+    #[arg(short, long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub k: u64,
+    /// Candidate-list size: larger is more accurate, slower [default: the index's ef_search].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ef: Option<u64>,
+    /// Exact neighbours (.ivecs, ids = keys): report recall@k, queries/s and latency instead.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `hnswdb bench`.
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Base vectors (default: a generated clustered data set).
+    #[arg(long, requires = "query")]
+    pub input: Option<PathBuf>,
+    /// Query vectors (with --input).
+    #[arg(long, requires = "input")]
+    pub query: Option<PathBuf>,
+    /// Exact neighbours of the queries (.ivecs); computed by brute force when absent.
+    #[arg(long, requires = "input")]
+    pub truth: Option<PathBuf>,
+    /// Metric of --input data.
+    #[arg(long, value_enum, default_value_t = MetricArg::L2)]
+    pub metric: MetricArg,
+    /// Directory for the plot and results [default: bench-out in the system temp dir].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Number of generated base vectors.
+    #[arg(long, default_value_t = bench::DEFAULT_N, conflicts_with = "input", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub n: u64,
+    /// Dimension of generated vectors.
+    #[arg(long, default_value_t = 128, conflicts_with = "input", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub dim: u64,
+    /// Number of generated queries.
+    #[arg(long, default_value_t = 1000, conflicts_with = "input", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub queries: u64,
+    /// Seed of the generated data set.
+    #[arg(long, default_value_t = 42, conflicts_with = "input")]
+    pub seed: u64,
+    /// Number of nearest keys per query (recall@k).
+    #[arg(short, long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub k: u64,
+    /// Neighbours per node on the upper layers.
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// Candidate-list size while inserting.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Also write the data set into --out as base.fvecs, query.fvecs and gt.ivecs.
+    #[arg(long)]
+    pub save_data: bool,
+    /// The ef values to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ef: Vec<u64>,
+}
+
+/// Arguments of `hnswdb stats`.
+#[derive(Args, Debug)]
+pub(crate) struct StatsArgs {
+    /// The index file.
+    pub index: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `hnswdb verify`.
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    /// The index file.
+    pub index: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `hnswdb get`.
+#[derive(Args, Debug)]
+pub(crate) struct GetArgs {
+    /// The index file.
+    pub index: PathBuf,
+    /// The key to look up.
+    pub key: u64,
+}
+
+/// Arguments of `hnswdb remove`.
+#[derive(Args, Debug)]
+pub(crate) struct RemoveArgs {
+    /// The index file.
+    pub index: PathBuf,
+    /// The keys to remove.
+    #[arg(required = true)]
+    pub keys: Vec<u64>,
+}
+
+/// Runs one command.
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Build(args) => build::run(&args),
+        Command::Search(args) => search::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Stats(args) => inspect::stats(&args),
+        Command::Verify(args) => inspect::verify(&args),
+        Command::Get(args) => inspect::get(&args),
+        Command::Remove(args) => inspect::remove(&args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    error::exit_code(error::catch_panics(|| run(cli)))
+}

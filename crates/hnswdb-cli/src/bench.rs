@@ -1,0 +1,280 @@
+//! `hnswdb bench`: the main job. Build an index over a data set (generated, or given), sweep
+//! `ef`, and report recall against exact search, speed and latency, as a table and a plot.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hnswdb::{Index, Metric, Options};
+use serde::Serialize;
+
+use crate::build::insert_rows;
+use crate::data::{self, Clustered};
+use crate::error::Context;
+use crate::report::{self, bytes, duration, thousands, SearchPoint};
+use crate::search::{check_truth, evaluate};
+use crate::vecio::{self, Vectors};
+use crate::{BenchArgs, CliError};
+
+/// Default size of the generated data set: sized so the whole run takes about a minute on two
+/// cores in release mode.
+pub const DEFAULT_N: u64 = 50_000;
+
+/// Rows per committed transaction while building. Larger than `build`'s default: each commit
+/// rewrites every neighbour list its inserts touched, so fewer, larger commits build faster.
+const BATCH: usize = 5000;
+
+/// Each ef setting is measured this many times; the fastest run is reported.
+const RUNS: usize = 3;
+
+/// The data of one benchmark run.
+struct Dataset {
+    base: Vectors,
+    queries: Vectors,
+    /// Exact neighbour row numbers of each query.
+    truth: Vec<Vec<u64>>,
+    metric: Metric,
+    /// One line saying where the data came from.
+    description: String,
+}
+
+/// What `bench` writes to `bench.json` next to the plot.
+#[derive(Serialize)]
+struct BenchJson {
+    data: String,
+    vectors: usize,
+    dim: usize,
+    queries: usize,
+    metric: String,
+    m: usize,
+    ef_construction: usize,
+    build_seconds: f64,
+    file_bytes: u64,
+    open_ms: f64,
+    first_query_ms: f64,
+    sweep: Vec<SearchPoint>,
+}
+
+/// Runs `hnswdb bench`.
+pub fn run(args: &BenchArgs) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    let k = usize::try_from(args.k).unwrap_or(usize::MAX);
+    let data = load_or_generate(args, k, &mut out)?;
+    let (n, dim) = (data.base.len(), data.base.dim());
+
+    let out_dir = args.out.clone().unwrap_or_else(default_out);
+    fs::create_dir_all(&out_dir).map_err(|e| CliError::io(&out_dir, e))?;
+    if args.save_data {
+        save_data(&data, &out_dir)?;
+        writeln!(
+            out,
+            "saved     base.fvecs, query.fvecs, gt.ivecs in {}",
+            out_dir.display()
+        )?;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("hnswdb-bench-")
+        .tempdir()
+        .context("cannot make a temporary directory for the index")?;
+    let path = work.path().join("bench.hnsw");
+
+    let options = Options::new(dim)
+        .metric(data.metric)
+        .m(args.m)
+        .ef_construction(args.ef_construction);
+    let index = Index::create(&path, options).context("cannot create the index")?;
+    let keys: Vec<u64> = (0..n as u64).collect();
+    let rows: Vec<usize> = (0..n).collect();
+    let build_time = insert_rows(&index, &data.base, &keys, &rows, BATCH)?;
+    writeln!(
+        out,
+        "build     {}  ({} vectors/s on one writer; m {}, ef_construction {}, {} per transaction)",
+        duration(build_time),
+        thousands((n as f64 / build_time.as_secs_f64().max(1e-9)).round() as u64),
+        args.m,
+        args.ef_construction,
+        thousands(BATCH as u64)
+    )?;
+    drop(index);
+    let file_bytes = fs::metadata(&path)
+        .map_err(|e| CliError::io(&path, e))?
+        .len();
+    writeln!(
+        out,
+        "file      {}  ({:.0} bytes per vector; the raw vectors take {} bytes)",
+        bytes(file_bytes),
+        file_bytes as f64 / n as f64,
+        dim * 4
+    )?;
+
+    let start = Instant::now();
+    let index = Index::open(&path).context("cannot reopen the index")?;
+    let open_time = start.elapsed();
+    index.search(data.queries.row(0), k)?;
+    let first_query = start.elapsed() - open_time;
+    writeln!(
+        out,
+        "open      {} to reopen the file and load its cache, then {} for the first query",
+        duration(open_time),
+        duration(first_query)
+    )?;
+
+    writeln!(
+        out,
+        "\nsearch: {} queries, one thread, one query per call, best of {RUNS} runs; \
+         recall against exact search",
+        thousands(data.queries.len() as u64)
+    )?;
+    writeln!(out, "{}", report::sweep_header(k))?;
+    let mut sweep = Vec::new();
+    for &ef in &args.ef {
+        let ef = usize::try_from(ef).unwrap_or(usize::MAX);
+        // Best of RUNS by queries/s: other load on the machine only ever slows a run down.
+        let mut point = evaluate(&index, &data.queries, &data.truth, k, ef)?;
+        for _ in 1..RUNS {
+            let again = evaluate(&index, &data.queries, &data.truth, k, ef)?;
+            if again.qps > point.qps {
+                point = again;
+            }
+        }
+        writeln!(out, "{}", report::sweep_line(&point))?;
+        out.flush()?;
+        sweep.push(point);
+    }
+
+    let plot = out_dir.join("recall-vs-qps.svg");
+    let title = format!(
+        "hnswdb: {} × {} ({}), m {}, ef_construction {}",
+        thousands(n as u64),
+        dim,
+        data.metric,
+        args.m,
+        args.ef_construction
+    );
+    report::plot_recall_qps(&plot, &title, &sweep)?;
+    let results = out_dir.join("bench.json");
+    let json = BenchJson {
+        data: data.description.clone(),
+        vectors: n,
+        dim,
+        queries: data.queries.len(),
+        metric: data.metric.to_string(),
+        m: args.m,
+        ef_construction: args.ef_construction,
+        build_seconds: build_time.as_secs_f64(),
+        file_bytes,
+        open_ms: ms(open_time),
+        first_query_ms: ms(first_query),
+        sweep,
+    };
+    let text = serde_json::to_string_pretty(&json).map_err(io::Error::from)?;
+    fs::write(&results, text + "\n").map_err(|e| CliError::io(&results, e))?;
+    writeln!(out, "\nplot      {}", plot.display())?;
+    writeln!(out, "results   {}", results.display())?;
+    Ok(())
+}
+
+/// Writes the data set as `base.fvecs`, `query.fvecs` and `gt.ivecs` into `dir`.
+fn save_data(data: &Dataset, dir: &Path) -> Result<(), CliError> {
+    let base = dir.join("base.fvecs");
+    vecio::write_fvecs(&base, &data.base).map_err(|e| CliError::io(&base, e))?;
+    let query = dir.join("query.fvecs");
+    vecio::write_fvecs(&query, &data.queries).map_err(|e| CliError::io(&query, e))?;
+    let gt = dir.join("gt.ivecs");
+    vecio::write_ivecs(&gt, &data.truth).map_err(|e| CliError::io(&gt, e))
+}
+
+/// Milliseconds in a duration.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Reads the data set named by the arguments, or generates the default one; computes the exact
+/// neighbours when no truth file is given. Reports each step on `out`.
+fn load_or_generate(args: &BenchArgs, k: usize, out: &mut impl Write) -> Result<Dataset, CliError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let metric = Metric::from(args.metric);
+    let start = Instant::now();
+    let (base, queries, description) = match (&args.input, &args.query) {
+        (Some(input), Some(query)) => {
+            let base = vecio::read_vectors(input)?;
+            let queries = vecio::read_vectors(query)?;
+            if queries.dim() != base.dim() {
+                return Err(CliError::new(format!(
+                    "{} has {} dimensions but {} has {}",
+                    query.display(),
+                    queries.dim(),
+                    input.display(),
+                    base.dim()
+                )));
+            }
+            let description = format!("{} with queries {}", input.display(), query.display());
+            (base, queries, description)
+        }
+        _ => {
+            let spec = Clustered {
+                n: to_usize(args.n),
+                queries: to_usize(args.queries),
+                dim: to_usize(args.dim),
+                seed: args.seed,
+            };
+            let (base, queries) = spec.generate();
+            let description = format!(
+                "generated: {} clusters, each on a {}-dimensional subspace plus noise, seed {}",
+                spec.clusters(),
+                data::LATENT,
+                spec.seed
+            );
+            (base, queries, description)
+        }
+    };
+    writeln!(
+        out,
+        "hnswdb bench: {} vectors × {} dimensions ({metric}), {} queries, k = {k}",
+        thousands(base.len() as u64),
+        base.dim(),
+        thousands(queries.len() as u64),
+    )?;
+    writeln!(
+        out,
+        "data      {description}; ready in {}",
+        duration(start.elapsed())
+    )?;
+    let truth = match &args.truth {
+        Some(path) => {
+            let truth = vecio::read_ivecs(path)?;
+            check_truth(&truth, queries.len(), path)?;
+            writeln!(out, "truth     {}", path.display())?;
+            truth
+        }
+        None => {
+            let start = Instant::now();
+            let truth = data::ground_truth(&base, &queries, metric, k, threads);
+            writeln!(
+                out,
+                "truth     exact top-{k} by brute force in {} ({threads} threads)",
+                duration(start.elapsed())
+            )?;
+            truth
+        }
+    };
+    out.flush()?;
+    Ok(Dataset {
+        base,
+        queries,
+        truth,
+        metric,
+        description,
+    })
+}
+
+/// A command-line count as `usize`.
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// The default output directory: `bench-out` in the system temp directory.
+fn default_out() -> PathBuf {
+    std::env::temp_dir().join("bench-out")
+}

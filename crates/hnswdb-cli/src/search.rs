@@ -1,0 +1,216 @@
+//! `hnswdb search`: nearest keys of each query, or, against exact neighbours, recall and speed.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hnswdb::{Hit, Index, SearchParams};
+use serde::Serialize;
+
+use crate::error::Context;
+use crate::report::{self, thousands, SearchPoint};
+use crate::vecio::{self, Vectors};
+use crate::{CliError, SearchArgs};
+
+/// Runs `hnswdb search`.
+pub fn run(args: &SearchArgs) -> Result<(), CliError> {
+    let index = Index::open(&args.index).context("cannot open the index")?;
+    let queries = vecio::read_vectors(&args.query)?;
+    check_dim(&index, &queries, &args.query)?;
+    let k = usize::try_from(args.k).unwrap_or(usize::MAX);
+    let ef = args.ef.map_or(index.options().get_ef_search(), |ef| {
+        usize::try_from(ef).unwrap_or(usize::MAX)
+    });
+    let mut out = io::stdout().lock();
+    match &args.truth {
+        Some(truth_path) => {
+            let truth = vecio::read_ivecs(truth_path)?;
+            check_truth(&truth, queries.len(), truth_path)?;
+            let point = evaluate(&index, &queries, &truth, k, ef)?;
+            if args.json {
+                report::print_json(&mut out, &point)?;
+            } else {
+                print_point(&mut out, &point, truth_path)?;
+            }
+        }
+        None => {
+            let params = SearchParams::new(k).ef(ef);
+            let mut results = Vec::with_capacity(queries.len());
+            for q in queries.rows() {
+                results.push(index.search_with(q, &params)?);
+            }
+            if args.json {
+                report::print_json(&mut out, &hits_json(k, ef, &results))?;
+            } else {
+                for (i, hits) in results.iter().enumerate() {
+                    let line: Vec<String> = hits
+                        .iter()
+                        .map(|h| format!("{} ({})", h.key, h.distance))
+                        .collect();
+                    writeln!(out, "query {i}: {}", line.join("  "))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The query file's dimension must be the index's.
+pub fn check_dim(index: &Index, queries: &Vectors, path: &Path) -> Result<(), CliError> {
+    if queries.dim() != index.dim() {
+        return Err(CliError::new(format!(
+            "{} has {}-dimensional vectors but the index holds {}-dimensional ones",
+            path.display(),
+            queries.dim(),
+            index.dim()
+        )));
+    }
+    Ok(())
+}
+
+/// The truth file needs a non-empty row for every query.
+pub fn check_truth(truth: &[Vec<u64>], queries: usize, path: &Path) -> Result<(), CliError> {
+    if truth.len() < queries {
+        return Err(CliError::new(format!(
+            "{} has neighbours for {} queries but there are {queries} queries",
+            path.display(),
+            truth.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Searches every query once with `k` and `ef` on this thread, one query per call, and measures
+/// recall@k against `truth` (ids are keys), queries per second and latency percentiles.
+///
+/// Recall is the fraction of each query's first `min(k, truth row length)` true neighbours found
+/// among its `k` hits, averaged over all of them.
+pub fn evaluate(
+    index: &Index,
+    queries: &Vectors,
+    truth: &[Vec<u64>],
+    k: usize,
+    ef: usize,
+) -> Result<SearchPoint, CliError> {
+    let params = SearchParams::new(k).ef(ef);
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut found = 0usize;
+    let mut wanted = 0usize;
+    let start = Instant::now();
+    for (q, expected) in queries.rows().zip(truth) {
+        let t = Instant::now();
+        let hits = index.search_with(q, &params)?;
+        latencies.push(t.elapsed());
+        let expected: HashSet<u64> = expected.iter().take(k).copied().collect();
+        wanted += expected.len();
+        found += hits.iter().filter(|h| expected.contains(&h.key)).count();
+    }
+    let total = start.elapsed();
+    latencies.sort_unstable();
+    Ok(SearchPoint {
+        ef,
+        k,
+        queries: queries.len(),
+        recall: if wanted == 0 {
+            1.0
+        } else {
+            found as f64 / wanted as f64
+        },
+        qps: queries.len() as f64 / total.as_secs_f64().max(1e-9),
+        p50_us: micros(percentile(&latencies, 0.50)),
+        p99_us: micros(percentile(&latencies, 0.99)),
+    })
+}
+
+/// The nearest-rank percentile `p` (0 to 1) of sorted `values`.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A duration in microseconds.
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Prints a measured point as text.
+fn print_point(out: &mut impl Write, p: &SearchPoint, truth: &Path) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} queries, k = {}, ef = {}, against {}",
+        thousands(p.queries as u64),
+        p.k,
+        p.ef,
+        truth.display()
+    )?;
+    writeln!(out, "recall@{:<5} {:.4}", p.k, p.recall)?;
+    writeln!(
+        out,
+        "queries/s    {}  (one thread, one query per call)",
+        thousands(p.qps.round() as u64)
+    )?;
+    writeln!(out, "latency p50  {:.0} µs", p.p50_us)?;
+    writeln!(out, "latency p99  {:.0} µs", p.p99_us)
+}
+
+/// The JSON form of plain search results.
+#[derive(Serialize)]
+struct HitsJson {
+    k: usize,
+    ef: usize,
+    results: Vec<QueryJson>,
+}
+
+/// The hits of one query.
+#[derive(Serialize)]
+struct QueryJson {
+    query: usize,
+    hits: Vec<HitJson>,
+}
+
+/// One hit.
+#[derive(Serialize)]
+struct HitJson {
+    key: u64,
+    distance: f32,
+}
+
+/// Builds the JSON form of `results`.
+fn hits_json(k: usize, ef: usize, results: &[Vec<Hit>]) -> HitsJson {
+    HitsJson {
+        k,
+        ef,
+        results: results
+            .iter()
+            .enumerate()
+            .map(|(query, hits)| QueryJson {
+                query,
+                hits: hits
+                    .iter()
+                    .map(|h| HitJson {
+                        key: h.key,
+                        distance: h.distance,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&v, 0.5), Duration::from_micros(50));
+        assert_eq!(percentile(&v, 0.99), Duration::from_micros(99));
+        assert_eq!(percentile(&v[..1], 0.99), Duration::from_micros(1));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+}

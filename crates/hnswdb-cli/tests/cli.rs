@@ -1,0 +1,607 @@
+//! The `hnswdb` command line, end to end: every subcommand on small files written here, bad
+//! input files giving one clear error line, a killed and resumed build, and recall reporting.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+/// `n` pseudo-random vectors of `dim` components in [-1, 1), from `seed` (splitmix64).
+fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    };
+    (0..n).map(|_| (0..dim).map(|_| next()).collect()).collect()
+}
+
+/// Writes `rows` as `.fvecs`.
+fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+    let mut bytes = Vec::new();
+    for row in rows {
+        bytes.extend_from_slice(&(row.len() as i32).to_le_bytes());
+        for x in row {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+/// Writes `rows` as `.ivecs`.
+fn write_ivecs(path: &Path, rows: &[Vec<u32>]) {
+    let mut bytes = Vec::new();
+    for row in rows {
+        bytes.extend_from_slice(&(row.len() as i32).to_le_bytes());
+        for &x in row {
+            bytes.extend_from_slice(&(x as i32).to_le_bytes());
+        }
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+/// The exact `k` nearest rows of `base` to each query under squared L2, ties by row.
+fn brute_force(base: &[Vec<f32>], queries: &[Vec<f32>], k: usize) -> Vec<Vec<u32>> {
+    queries
+        .iter()
+        .map(|q| {
+            let mut d: Vec<(f32, u32)> = base
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    (
+                        v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(),
+                        i as u32,
+                    )
+                })
+                .collect();
+            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            d.iter().take(k).map(|&(_, i)| i).collect()
+        })
+        .collect()
+}
+
+/// The binary under test.
+fn hnswdb() -> Command {
+    Command::cargo_bin("hnswdb").unwrap()
+}
+
+/// A temp dir holding `base.fvecs` (300 × 12) and `query.fvecs` (20 × 12).
+struct Fixture {
+    dir: TempDir,
+    base: Vec<Vec<f32>>,
+    queries: Vec<Vec<f32>>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let base = vectors(300, 12, 1);
+        let queries = vectors(20, 12, 2);
+        write_fvecs(&dir.path().join("base.fvecs"), &base);
+        write_fvecs(&dir.path().join("query.fvecs"), &queries);
+        Fixture { dir, base, queries }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Builds `index.hnsw` from `base.fvecs`.
+    fn built(self) -> Fixture {
+        hnswdb()
+            .arg("build")
+            .arg(self.path("index.hnsw"))
+            .arg("--input")
+            .arg(self.path("base.fvecs"))
+            .args(["--batch", "64"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("inserted 300 vectors"));
+        self
+    }
+}
+
+/// Asserts a failed run printed exactly one `error: ` line on stderr and nothing of a panic.
+fn assert_one_error_line(output: &std::process::Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.starts_with("error: "), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
+    assert!(
+        !stderr.contains("panicked at") && !stderr.contains("RUST_BACKTRACE"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains(expected),
+        "{stderr:?} should mention {expected:?}"
+    );
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        "build", "search", "bench", "stats", "verify", "get", "remove",
+    ] {
+        hnswdb()
+            .args([sub, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Usage: hnswdb"));
+    }
+    hnswdb().assert().failure().code(2);
+}
+
+#[test]
+fn build_stats_verify_get_remove() {
+    let f = Fixture::new().built();
+    let index = f.path("index.hnsw");
+
+    let out = hnswdb()
+        .arg("stats")
+        .arg(&index)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["len"], 300);
+    assert_eq!(stats["dim"], 12);
+    assert_eq!(stats["metric"], "l2");
+    let per_level: u64 = stats["nodes_per_level"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(per_level, 300);
+    hnswdb().arg("stats").arg(&index).assert().success().stdout(
+        predicate::str::contains("vectors          300").and(predicate::str::contains("level")),
+    );
+
+    hnswdb()
+        .arg("verify")
+        .arg(&index)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("ok: "));
+    let out = hnswdb()
+        .arg("verify")
+        .arg(&index)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let verify: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verify["ok"], true);
+    assert_eq!(verify["len"], 300);
+
+    let out = hnswdb().arg("get").arg(&index).arg("7").output().unwrap();
+    assert!(out.status.success());
+    let got: Vec<f32> = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(got, f.base[7]);
+
+    hnswdb()
+        .arg("remove")
+        .arg(&index)
+        .args(["7", "8"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "removed 2 keys; the index holds 298",
+        ));
+    let out = hnswdb().arg("get").arg(&index).arg("7").output().unwrap();
+    assert_one_error_line(&out, "key 7 is not in");
+    let out = hnswdb()
+        .arg("remove")
+        .arg(&index)
+        .args(["7", "9"])
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "not removed: 7");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 key;"));
+    hnswdb().arg("verify").arg(&index).assert().success();
+}
+
+#[test]
+fn search_prints_hits_and_json() {
+    let f = Fixture::new().built();
+    let index = f.path("index.hnsw");
+    let truth = brute_force(&f.base, &f.queries, 3);
+    hnswdb()
+        .arg("search")
+        .arg(&index)
+        .arg("--query")
+        .arg(f.path("query.fvecs"))
+        .args(["-k", "3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "query 0: {} (",
+            truth[0][0]
+        )));
+    let out = hnswdb()
+        .arg("search")
+        .arg(&index)
+        .arg("--query")
+        .arg(f.path("query.fvecs"))
+        .args(["-k", "3", "--ef", "100", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 20);
+    for (r, expected) in results.iter().zip(&truth) {
+        let keys: Vec<u64> = r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["key"].as_u64().unwrap())
+            .collect();
+        let expected: Vec<u64> = expected.iter().map(|&k| u64::from(k)).collect();
+        assert_eq!(keys, expected);
+    }
+}
+
+#[test]
+fn search_with_truth_reports_recall() {
+    let f = Fixture::new().built();
+    write_ivecs(&f.path("gt.ivecs"), &brute_force(&f.base, &f.queries, 10));
+    let out = hnswdb()
+        .arg("search")
+        .arg(f.path("index.hnsw"))
+        .arg("--query")
+        .arg(f.path("query.fvecs"))
+        .arg("--truth")
+        .arg(f.path("gt.ivecs"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["recall"].as_f64().unwrap() >= 0.95, "{json}");
+    assert_eq!(json["queries"], 20);
+    assert!(json["qps"].as_f64().unwrap() > 0.0);
+    assert!(json["p99_us"].as_f64().unwrap() >= json["p50_us"].as_f64().unwrap());
+    hnswdb()
+        .arg("search")
+        .arg(f.path("index.hnsw"))
+        .arg("--query")
+        .arg(f.path("query.fvecs"))
+        .arg("--truth")
+        .arg(f.path("gt.ivecs"))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("recall@10")
+                .and(predicate::str::contains("queries/s"))
+                .and(predicate::str::contains("latency p99")),
+        );
+}
+
+#[test]
+fn csv_input_and_keys_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("v.csv");
+    fs::write(&csv, "a,b,c\n1,0,0\n0,1,0\n0,0,1\n").unwrap();
+    let keys = dir.path().join("keys.txt");
+    fs::write(&keys, "100\n200\n300\n").unwrap();
+    let index = dir.path().join("c.hnsw");
+    hnswdb()
+        .arg("build")
+        .arg(&index)
+        .arg("--input")
+        .arg(&csv)
+        .arg("--keys")
+        .arg(&keys)
+        .args(["--metric", "cosine"])
+        .assert()
+        .success();
+    hnswdb()
+        .arg("get")
+        .arg(&index)
+        .arg("200")
+        .assert()
+        .success()
+        .stdout("0,1,0\n");
+    let stats = hnswdb()
+        .arg("stats")
+        .arg(&index)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["metric"], "cosine");
+    // Asking to resume with another metric is refused.
+    let out = hnswdb()
+        .arg("build")
+        .arg(&index)
+        .arg("--input")
+        .arg(&csv)
+        .args(["--metric", "l2"])
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "was built with --metric cosine");
+}
+
+#[test]
+fn bad_files_give_one_error_line() {
+    let f = Fixture::new().built();
+    let index = f.path("index.hnsw");
+
+    let text = f.path("notes.hnsw");
+    fs::write(&text, "just some text\n").unwrap();
+    for sub in ["stats", "verify", "get"] {
+        let mut cmd = hnswdb();
+        cmd.arg(sub).arg(&text);
+        if sub == "get" {
+            cmd.arg("1");
+        }
+        assert_one_error_line(&cmd.output().unwrap(), "not an hnswdb index");
+    }
+    assert_eq!(fs::read_to_string(&text).unwrap(), "just some text\n");
+    let out = hnswdb()
+        .arg("stats")
+        .arg(f.path("missing.hnsw"))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "does not exist");
+
+    // A truncated .fvecs file.
+    let bytes = fs::read(f.path("base.fvecs")).unwrap();
+    fs::write(f.path("cut.fvecs"), &bytes[..bytes.len() - 5]).unwrap();
+    let out = hnswdb()
+        .arg("build")
+        .arg(f.path("new.hnsw"))
+        .arg("--input")
+        .arg(f.path("cut.fvecs"))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "truncated");
+    assert!(!f.path("new.hnsw").exists());
+
+    // Queries of the wrong dimension, and resuming a build with the wrong dimension.
+    write_fvecs(&f.path("q5.fvecs"), &vectors(3, 5, 9));
+    let out = hnswdb()
+        .arg("search")
+        .arg(&index)
+        .arg("--query")
+        .arg(f.path("q5.fvecs"))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "5-dimensional");
+    let out = hnswdb()
+        .arg("build")
+        .arg(&index)
+        .arg("--input")
+        .arg(f.path("q5.fvecs"))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "holds 12-dimensional vectors");
+
+    // An unsupported .npy dtype and an unknown extension.
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }          \n";
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(&[0; 16]);
+    fs::write(f.path("d.npy"), npy).unwrap();
+    let out = hnswdb()
+        .arg("build")
+        .arg(f.path("n.hnsw"))
+        .arg("--input")
+        .arg(f.path("d.npy"))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "float32");
+    let out = hnswdb()
+        .arg("search")
+        .arg(&index)
+        .arg("--query")
+        .arg(f.path("notes.hnsw"))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "unknown vector file type");
+
+    // A truth file with fewer rows than queries; a damaged truth file.
+    write_ivecs(&f.path("short.ivecs"), &[vec![1, 2, 3]]);
+    let out = hnswdb()
+        .arg("search")
+        .arg(&index)
+        .arg("--query")
+        .arg(f.path("query.fvecs"))
+        .arg("--truth")
+        .arg(f.path("short.ivecs"))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "neighbours for 1 queries");
+    fs::write(f.path("bad.ivecs"), [1, 2, 3]).unwrap();
+    let out = hnswdb()
+        .arg("search")
+        .arg(&index)
+        .arg("--query")
+        .arg(f.path("query.fvecs"))
+        .arg("--truth")
+        .arg(f.path("bad.ivecs"))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "truncated");
+
+    // Bad arguments are clap's: exit code 2.
+    hnswdb()
+        .args(["get"])
+        .arg(&index)
+        .arg("nope")
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn damaged_index_fails_verify() {
+    let f = Fixture::new().built();
+    let index = f.path("index.hnsw");
+    let mut bytes = fs::read(&index).unwrap();
+    // Zero the second half of the file: whatever open or verify make of it, no panic.
+    let half = bytes.len() / 2;
+    bytes[half..].fill(0);
+    fs::write(&index, &bytes).unwrap();
+    let out = hnswdb().arg("verify").arg(&index).output().unwrap();
+    assert_one_error_line(&out, "failed verification");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("FAILED"));
+    let out = hnswdb()
+        .arg("verify")
+        .arg(&index)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    assert!(json["problem"]["message"].is_string());
+}
+
+#[test]
+fn killed_build_resumes() {
+    const N: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.fvecs");
+    let base = vectors(N, 16, 3);
+    write_fvecs(&input, &base);
+    let index = dir.path().join("big.hnsw");
+    let build = |cmd: &mut StdCommand| {
+        cmd.arg("build")
+            .arg(&index)
+            .arg("--input")
+            .arg(&input)
+            .args(["--batch", "200", "--ef-construction", "16"]);
+    };
+
+    let mut first = StdCommand::new(assert_cmd::cargo::cargo_bin("hnswdb"));
+    build(&mut first);
+    let mut child = first
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !index.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let killed = !status.success();
+    if killed {
+        // What was committed before the kill is there, and the file opens cleanly.
+        let out = hnswdb()
+            .arg("stats")
+            .arg(&index)
+            .arg("--json")
+            .output()
+            .unwrap();
+        let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let len = stats["len"].as_u64().unwrap();
+        assert!(len > 0 && len < N as u64 && len % 200 == 0, "{len}");
+        hnswdb().arg("verify").arg(&index).assert().success();
+    }
+
+    let mut second = StdCommand::new(assert_cmd::cargo::cargo_bin("hnswdb"));
+    build(&mut second);
+    let out = second.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    if killed {
+        assert!(stderr.contains("resuming:"), "{stderr}");
+    } else {
+        eprintln!("note: the first build finished before it could be killed");
+    }
+
+    let out = hnswdb()
+        .arg("stats")
+        .arg(&index)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["len"], N as u64);
+    hnswdb().arg("verify").arg(&index).assert().success();
+    for key in [0, N / 2, N - 1] {
+        let out = hnswdb()
+            .arg("get")
+            .arg(&index)
+            .arg(key.to_string())
+            .output()
+            .unwrap();
+        let got: Vec<f32> = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .split(',')
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!(got, base[key]);
+    }
+}
+
+#[test]
+fn bench_runs_small_and_draws_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    hnswdb()
+        .args([
+            "bench",
+            "--n",
+            "2000",
+            "--dim",
+            "16",
+            "--queries",
+            "50",
+            "--ef",
+            "16,64",
+        ])
+        .args(["--ef-construction", "64", "--save-data", "--out"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("recall@10")
+                .and(predicate::str::contains("build"))
+                .and(predicate::str::contains("recall-vs-qps.svg")),
+        );
+    let svg = fs::read_to_string(dir.path().join("recall-vs-qps.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("ef 64"));
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("bench.json")).unwrap()).unwrap();
+    assert_eq!(json["sweep"].as_array().unwrap().len(), 2);
+    assert!(json["sweep"][1]["recall"].as_f64().unwrap() > 0.9);
+
+    // The saved data set runs through `bench --input` with its truth file.
+    hnswdb()
+        .arg("bench")
+        .arg("--input")
+        .arg(dir.path().join("base.fvecs"))
+        .arg("--query")
+        .arg(dir.path().join("query.fvecs"))
+        .arg("--truth")
+        .arg(dir.path().join("gt.ivecs"))
+        .args(["--ef", "32", "--ef-construction", "64", "--out"])
+        .arg(dir.path().join("again"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2,000 vectors × 16 dimensions"));
+}
