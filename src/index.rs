@@ -62,23 +62,42 @@ impl Index {
     pub fn create(path: impl AsRef<Path>, options: Options) -> Result<Index> {
         let path = path.as_ref();
         options.validate()?;
-        let db = store::create_database(path)?;
+        if path.exists() {
+            return Err(Error::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        // Built under a temporary name and linked into place, so that a crash never leaves a
+        // half-initialised file at `path`; the link also refuses to replace a file that
+        // appeared meanwhile.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".creating-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
         let counters = Counters {
             entry: None,
             len: 0,
             next_id: 0,
             inserts: 0,
         };
-        let result = store::guarded("create", || {
+        let db = store::create_database(&tmp)?;
+        let initialised = store::guarded("create", || {
             let txn = db.begin_write()?;
             store::init_tables(&txn, &header_of(&options, &counters))?;
             txn.commit()?;
             Ok(())
+        })
+        .and_then(|()| {
+            std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+                    path: path.to_owned(),
+                },
+                _ => Error::Io(e),
+            })
         });
-        if let Err(e) = result {
-            drop(db);
-            let _ = std::fs::remove_file(path);
-            return Err(e);
+        let _ = std::fs::remove_file(&tmp);
+        initialised?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
         }
         Index::load(path, db, options, counters)
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::Context;
 use crate::report::{self, bytes, duration, thousands, Table};
-use crate::{CliError, GetArgs, RemoveArgs, StatsArgs, VerifyArgs};
+use crate::{CliError, CompactArgs, GetArgs, RemoveArgs, StatsArgs, VerifyArgs};
 
 /// Opens an existing index, with the path in the error.
 fn open(path: &Path) -> Result<Index, CliError> {
@@ -273,4 +273,19 @@ pub fn remove(args: &RemoveArgs) -> Result<(), CliError> {
             missing.join(", ")
         )))
     }
+}
+
+/// `hnswdb compact`: rewrite the file without the space removals left behind.
+pub fn compact(args: &CompactArgs) -> Result<(), CliError> {
+    let mut index = open(&args.index)?;
+    let before = index.stats()?.file_bytes;
+    index.compact()?;
+    let after = index.stats()?.file_bytes;
+    writeln!(
+        io::stdout().lock(),
+        "compacted: {} -> {}",
+        bytes(before),
+        bytes(after)
+    )?;
+    Ok(())
 }

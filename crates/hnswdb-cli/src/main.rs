@@ -47,7 +47,9 @@ enum Command {
     Get(GetArgs),
     /// Remove keys from an index (in one transaction).
     Remove(RemoveArgs),
-    // `compact`, `export` and `import` come here once the library has them: their own module
+    /// Give file space back after many removals (rewrites the file, replacing it atomically).
+    Compact(CompactArgs),
+    // `export` and `import` come here once the library has them: their own module
     // (`maintain.rs`), with arguments like `StatsArgs` and `ExportArgs { index, file }`.
 }
 
@@ -205,6 +207,13 @@ pub(crate) struct RemoveArgs {
     pub keys: Vec<u64>,
 }
 
+/// Arguments of `hnswdb compact`.
+#[derive(Args, Debug)]
+pub(crate) struct CompactArgs {
+    /// The index file.
+    pub index: PathBuf,
+}
+
 /// Runs one command.
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
@@ -215,6 +224,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(args) => inspect::verify(&args),
         Command::Get(args) => inspect::get(&args),
         Command::Remove(args) => inspect::remove(&args),
+        Command::Compact(args) => inspect::compact(&args),
     }
 }
 

@@ -129,7 +129,7 @@ fn assert_one_error_line(output: &std::process::Output, expected: &str) {
 #[test]
 fn every_subcommand_has_help() {
     for sub in [
-        "build", "search", "bench", "stats", "verify", "get", "remove",
+        "build", "search", "bench", "stats", "verify", "get", "remove", "compact",
     ] {
         hnswdb()
             .args([sub, "--help"])
@@ -213,6 +213,16 @@ fn build_stats_verify_get_remove() {
     assert_one_error_line(&out, "not removed: 7");
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 key;"));
     hnswdb().arg("verify").arg(&index).assert().success();
+
+    hnswdb()
+        .arg("compact")
+        .arg(&index)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("compacted: "));
+    hnswdb().arg("verify").arg(&index).assert().success();
+    let out = hnswdb().arg("get").arg(&index).arg("10").output().unwrap();
+    assert!(out.status.success());
 }
 
 #[test]
