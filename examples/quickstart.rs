@@ -1,3 +1,5 @@
+//! The README example: create, insert, search (plain and filtered), a transaction, reopen, verify.
+
 use hnswdb::{Index, Metric, Options, SearchParams};
 
 fn main() -> hnswdb::Result<()> {
