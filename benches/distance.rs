@@ -1,6 +1,9 @@
 //! Distance kernels at common embedding sizes: the dispatched (SIMD where the CPU has it) kernels
 //! against the scalar fallback.
 
+// `criterion_group!` defines an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

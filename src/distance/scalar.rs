@@ -5,7 +5,7 @@
 //! wait on each other. The lengths are equal (Invariant); if they are not, the extra elements of
 //! the longer slice are ignored, as `zip` would.
 
-/// Partial sums kept per kernel: two SSE registers, or one AVX register.
+/// Partial sums kept per kernel: four independent SSE registers, enough to hide the add latency.
 const LANES: usize = 16;
 
 /// Squared Euclidean distance. Invariant: `a.len() == b.len()`.
@@ -113,9 +113,10 @@ pub(crate) mod tests {
         })
     }
 
-    fn config() -> ProptestConfig {
+    /// 512 cases; 8 under Miri, which runs each thousands of times slower.
+    pub(crate) fn config() -> ProptestConfig {
         if cfg!(miri) {
-            // Miri interprets each case thousands of times slower; no files under isolation.
+            // No failure files: Miri's isolation forbids them.
             ProptestConfig {
                 cases: 8,
                 failure_persistence: None,
