@@ -55,7 +55,7 @@ where
     T: rkyv::Portable + for<'a> bytecheck_bound::Check<'a>,
 {
     let corrupt = |e: rancor::Error| Error::corrupt(format!("{what} failed validation: {e}"), what);
-    if (bytes.as_ptr() as usize) % std::mem::align_of::<T>() == 0 {
+    if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
         rkyv::access::<T, rancor::Error>(bytes)
             .map(f)
             .map_err(corrupt)

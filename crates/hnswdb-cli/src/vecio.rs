@@ -27,7 +27,7 @@ impl Vectors {
     /// Wraps `data`, which holds `data.len() / dim` rows. Invariant: `dim > 0` and
     /// `data.len() % dim == 0`.
     pub fn new(dim: usize, data: Vec<f32>) -> Vectors {
-        assert!(dim > 0 && data.len() % dim == 0, "ragged matrix");
+        assert!(dim > 0 && data.len().is_multiple_of(dim), "ragged matrix");
         Vectors { dim, data }
     }
 
@@ -223,7 +223,7 @@ fn parse_records<T>(
     let dim = header(0)?;
     let record = 4 + dim * width;
     let rows = bytes.len() / record;
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         return Err(format!(
             "truncated or malformed: {} bytes is not a whole number of {record}-byte records \
              (dimension {dim}); the last record is cut off after row {rows}",
