@@ -72,16 +72,90 @@ pub fn seed(default: u64) -> u64 {
     seed
 }
 
-/// Deterministic pseudo-random vectors in `[-1, 1)`.
-pub fn random_vectors(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
+/// SplitMix64: a small, fast, deterministic generator for test plans and data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    (0..n).map(|_| (0..dim).map(|_| next()).collect()).collect()
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// `true` with the given probability in percent.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// A float in `[-1, 1)`.
+    pub fn unit(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// Deterministic pseudo-random vectors in `[-1, 1)`.
+pub fn random_vectors(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| (0..dim).map(|_| rng.unit()).collect())
+        .collect()
+}
+
+/// The exact `k` nearest keys of every query among `rows` ([`brute_force`] per query), with the
+/// queries shared among the available cores.
+pub fn exact_knn(
+    metric: Metric,
+    rows: &[(u64, Vec<f32>)],
+    queries: &[Vec<f32>],
+    k: usize,
+) -> Vec<Vec<u64>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = queries.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = queries
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|q| {
+                            let near = brute_force(metric, rows, q, k);
+                            near.into_iter().map(|(key, _)| key).collect()
+                        })
+                        .collect::<Vec<Vec<u64>>>()
+                })
+            })
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().unwrap()).collect()
+    })
+}
+
+/// Mean recall of `index` over `queries` against `truth` (one exact list per query), searching
+/// for `truth`'s length at `ef`. Panics if a hit is not a key of `live`: a removed key came back.
+pub fn search_recall(
+    index: &hnswdb::Index,
+    queries: &[Vec<f32>],
+    truth: &[Vec<u64>],
+    ef: usize,
+    live: &std::collections::HashSet<u64>,
+) -> f64 {
+    let mut sum = 0.0;
+    for (query, truth) in queries.iter().zip(truth) {
+        let hits = index
+            .search_with(query, &hnswdb::SearchParams::new(truth.len()).ef(ef))
+            .unwrap();
+        let found: Vec<u64> = hits.iter().map(|h| h.key).collect();
+        if let Some(dead) = found.iter().find(|k| !live.contains(k)) {
+            panic!("search returned key {dead}, which is not in the index");
+        }
+        sum += recall(&found, truth);
+    }
+    sum / queries.len() as f64
 }
