@@ -56,6 +56,25 @@ pub(crate) struct WriterState {
     pub last_checkpoint: Instant,
 }
 
+impl WriterState {
+    /// Whether the next commit must be durable (a checkpoint) under `Durability::Eventual`.
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint + 1 >= crate::options::EVENTUAL_CHECKPOINT_COMMITS
+            || self.last_checkpoint.elapsed().as_millis() as u64
+                >= crate::options::EVENTUAL_CHECKPOINT_MS
+    }
+
+    /// Records a commit, durable or not.
+    pub(crate) fn committed(&mut self, durable: bool) {
+        if durable {
+            self.since_checkpoint = 0;
+            self.last_checkpoint = Instant::now();
+        } else {
+            self.since_checkpoint += 1;
+        }
+    }
+}
+
 impl Index {
     /// Creates a new index file at `path`. Fails with [`Error::AlreadyExists`] if anything is
     /// there, and with [`Error::InvalidOptions`] for options out of range.
@@ -70,8 +89,9 @@ impl Index {
         // Built under a temporary name and linked into place, so that a crash never leaves a
         // half-initialised file at `path`; the link also refuses to replace a file that
         // appeared meanwhile.
+        store::remove_leftovers(path, &[CREATING]);
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".creating-{}", std::process::id()));
+        tmp.push(format!("{CREATING}{}", std::process::id()));
         let tmp = PathBuf::from(tmp);
         let counters = Counters {
             entry: None,
@@ -108,6 +128,8 @@ impl Index {
     /// [`Error::Corrupt`] for a damaged file.
     pub fn open(path: impl AsRef<Path>) -> Result<Index> {
         let path = path.as_ref();
+        // Before the open: a killed `create` may have left a second link to this very file.
+        store::remove_leftovers(path, &[CREATING, COMPACTING]);
         let db = store::open_database(path)?;
         let header = store::guarded("open", || {
             store::read_header(&store::begin_read(&db)?, path)
@@ -289,6 +311,36 @@ impl Index {
         Ok(WriteTxn::new(self, state, txn))
     }
 
+    /// Makes every commit so far durable, now. A no-op under [`Durability::Immediate`] (every
+    /// commit already is) and when nothing was committed since the last checkpoint.
+    ///
+    /// Under [`Durability::Eventual`] a checkpoint is otherwise written only by a commit (every
+    /// [`EVENTUAL_CHECKPOINT_COMMITS`](crate::EVENTUAL_CHECKPOINT_COMMITS)th, or the first one
+    /// [`EVENTUAL_CHECKPOINT_MS`](crate::EVENTUAL_CHECKPOINT_MS) ms after the last checkpoint) and
+    /// when the index is dropped: there is no timer. Call this after a burst of writes that must
+    /// not be lost, or from your own timer.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use hnswdb::{Durability, Index, Metric, Options};
+    /// let options = Options::new(2).metric(Metric::L2).durability(Durability::Eventual);
+    /// let index = Index::create(dir.path().join("e.hnsw"), options)?;
+    /// index.insert(1, &[0.5, 0.5])?; // may be lost by a crash now
+    /// index.checkpoint()?;          // survives a crash or power loss from here on
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut state = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if state.since_checkpoint == 0 {
+            return Ok(());
+        }
+        durable_commit(&self.db, self.options.quick_repair)
+            .inspect_err(|e| self.poison_on_panic(e))?;
+        state.committed(true);
+        Ok(())
+    }
+
     /// The `k` nearest keys to `query`, nearest first (ties by key), with the default `ef_search`.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
         self.search_with(query, &SearchParams::new(k))
@@ -435,18 +487,20 @@ impl Drop for Index {
     /// Under `Durability::Eventual`, makes the last commits durable.
     fn drop(&mut self) {
         let state = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
-        if self.options.durability == Durability::Eventual
-            && state.since_checkpoint > 0
-            && !self.poisoned.load(Ordering::Acquire)
-        {
-            let _ = store::guarded("checkpoint", || {
-                let mut txn = self.database().begin_write()?;
-                txn.set_quick_repair(self.options.quick_repair);
-                txn.commit()?;
-                Ok(())
-            });
+        if state.since_checkpoint > 0 && !self.poisoned.load(Ordering::Acquire) {
+            let _ = durable_commit(&self.db, self.options.quick_repair);
         }
     }
+}
+
+/// An empty durable commit: makes every earlier non-durable commit durable too.
+fn durable_commit(db: &Database, quick_repair: bool) -> Result<()> {
+    store::guarded("checkpoint", || {
+        let mut txn = db.begin_write()?;
+        txn.set_quick_repair(quick_repair);
+        txn.commit()?;
+        Ok(())
+    })
 }
 
 /// Runs `f` with this thread's scratch (a fresh one if a filter searches from inside a search).
@@ -486,10 +540,15 @@ pub(crate) fn shape_of(options: &Options) -> Shape {
     }
 }
 
+/// Suffix of the temporary file `create` builds (followed by the process id).
+const CREATING: &str = ".creating-";
+/// Suffix of the file `compact` builds.
+const COMPACTING: &str = ".compact";
+
 /// Where `compact` writes the new file before it replaces the index.
 fn compact_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(".compact");
+    name.push(COMPACTING);
     PathBuf::from(name)
 }
 

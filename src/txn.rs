@@ -1,7 +1,6 @@
 //! [`WriteTxn`]: several changes, committed all together or not at all.
 
 use std::sync::MutexGuard;
-use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::graph::{self, Scratch};
@@ -250,22 +249,4 @@ fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) ->
         .partition(|id| snap.free.contains(id));
     store::update_free_ids(txn, freed, taken)?;
     store::write_header(txn, &crate::index::header_of(options, &snap.counters))
-}
-
-impl WriterState {
-    /// Whether the next commit must be durable (a checkpoint) under `Durability::Eventual`.
-    fn checkpoint_due(&self) -> bool {
-        self.since_checkpoint + 1 >= crate::options::EVENTUAL_CHECKPOINT_COMMITS
-            || self.last_checkpoint.elapsed().as_millis() as u64
-                >= crate::options::EVENTUAL_CHECKPOINT_MS
-    }
-
-    fn committed(&mut self, durable: bool) {
-        if durable {
-            self.since_checkpoint = 0;
-            self.last_checkpoint = Instant::now();
-        } else {
-            self.since_checkpoint += 1;
-        }
-    }
 }

@@ -66,6 +66,8 @@ enum Step {
     Txn(Vec<(u64, Option<Vec<f32>>)>, bool),
     /// `Index::compact`: the file is rewritten and renamed over the old one.
     Compact,
+    /// `Index::checkpoint`: under `Eventual`, every earlier commit is durable once it returns.
+    Checkpoint,
 }
 
 impl Step {
@@ -73,6 +75,7 @@ impl Step {
     fn run(&self, index: &mut Index) -> hnswdb::Result<()> {
         match self {
             Step::Compact => index.compact(),
+            Step::Checkpoint => index.checkpoint(),
             Step::Insert(key, v) => index.insert(*key, v),
             Step::Batch(rows) => index.insert_batch(rows.iter().map(|(k, v)| (*k, v.as_slice()))),
             Step::Remove(key) => index.remove(*key).map(drop),
@@ -96,7 +99,7 @@ impl Step {
     fn apply(&self, state: &mut State) {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
         match self {
-            Step::Compact => {}
+            Step::Compact | Step::Checkpoint => {}
             Step::Insert(key, v) => drop(state.insert(*key, bits(v))),
             Step::Batch(rows) => {
                 for (key, v) in rows {
@@ -209,6 +212,8 @@ impl Iterator for Plan {
         let roll = self.rng.below(100);
         Some(if roll < 2 {
             Step::Compact
+        } else if roll < 4 {
+            Step::Checkpoint
         } else if roll < 35 {
             let (key, v) = (self.key(), self.vector());
             self.inserted(key);
@@ -586,6 +591,8 @@ fn crash_trials(durability: Durability, trials: u64, seed: u64, max_delay_ms: u6
         let stray =
             std::fs::read_dir(chain.dir.path()).unwrap().count() - usize::from(chain.path.exists());
         tally.most_stray_files = tally.most_stray_files.max(stray);
+        // Each open or create removes what earlier kills left: only the last kill's remains.
+        assert!(stray <= 1, "{context}: {stray} files left beside the index");
         tally.trials += 1;
 
         // A kill during `create` leaves no file, or a whole empty index.
@@ -607,10 +614,14 @@ fn crash_trials(durability: Durability, trials: u64, seed: u64, max_delay_ms: u6
             .unwrap_or_else(|e| panic!("{context}: verify after the crash: {e}"));
         let found = read_state(&index);
 
-        // The states the file may hold: after steps 0..j, for the allowed j.
+        // The states the file may hold: after steps 0..j, for the allowed j. Under Eventual,
+        // every step before a reported checkpoint (or compact, which writes a durable file).
         let lowest = match durability {
             Durability::Immediate => killed.done,
-            Durability::Eventual => 0,
+            Durability::Eventual => steps[..killed.done]
+                .iter()
+                .rposition(|s| matches!(s, Step::Checkpoint | Step::Compact))
+                .map_or(0, |c| c + 1),
         };
         let mut model = chain.state.clone();
         let mut matched = None;
