@@ -125,10 +125,47 @@ pub(crate) fn open_database(path: &Path) -> Result<Db> {
             .open(path)
             .map(|db| Db(Some(db)))
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => Error::from(e),
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+                    path: path.to_owned(),
+                },
                 other => Error::corrupt(format!("redb could not open the file: {other}"), "open"),
             })
     })
+}
+
+/// Removes the files beside `path` named `<file name><suffix>…` for any of `suffixes` that no
+/// open database holds: what a `create` or `compact` killed part-way leaves behind. A file that
+/// another handle or process has open (redb's file lock says so) is kept, and so is anything
+/// that cannot be inspected. Best effort: errors are ignored.
+pub(crate) fn remove_leftovers(path: &Path, suffixes: &[&str]) {
+    let (Some(name), dir) = (path.file_name(), path.parent()) else {
+        return;
+    };
+    let dir = dir
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let name = name.to_string_lossy();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        let ours = file
+            .strip_prefix(name.as_ref())
+            .is_some_and(|rest| suffixes.iter().any(|s| rest.starts_with(s)));
+        if ours && entry.file_type().is_ok_and(|t| t.is_file()) && !held(&entry.path()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether an open database holds the redb file at `path` (its exclusive lock is taken).
+fn held(path: &Path) -> bool {
+    let opened = guarded("open", || {
+        Ok(Database::builder().set_cache_size(0).open(path).map(drop))
+    });
+    matches!(opened, Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)))
 }
 
 /// Creates every table and writes the format row and `header`.
