@@ -50,6 +50,13 @@ pub enum Error {
         /// What showed it is not ours.
         detail: String,
     },
+    /// The file is open already, in another [`Index`](crate::Index) of this process or in
+    /// another process: one file has one writer at a time.
+    #[error("{path} is open in another Index or process; close that first (one writer per file)")]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
     /// The index was written in a format version this build cannot read.
     #[error("index format version {found} is not supported (this build reads version {supported}); use a matching hnswdb release")]
     Version {

@@ -128,6 +128,19 @@ fn missing_and_existing_paths() {
 }
 
 #[test]
+fn a_file_open_elsewhere_is_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.hnsw");
+    let first = Index::create(&path, Options::new(3)).unwrap();
+    let err = Index::open(&path).unwrap_err();
+    assert!(matches!(err, Error::InUse { .. }), "{err}");
+    let err = Index::open_or_create(&path, Options::new(3)).unwrap_err();
+    assert!(matches!(err, Error::InUse { .. }), "{err}");
+    drop(first);
+    Index::open(&path).unwrap();
+}
+
+#[test]
 fn files_that_are_not_indexes_are_left_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &[u8]); 3] = [

@@ -8,7 +8,7 @@ use common::Rng;
 
 use std::time::{Duration, Instant};
 
-use hnswdb::{Index, Metric, Options};
+use hnswdb::{Error, Index, Metric, Options};
 
 fn trials() -> u64 {
     std::env::var("HNSWDB_DAMAGE_TRIALS")
@@ -28,10 +28,20 @@ fn exercise(path: &std::path::Path, vectors: &[Vec<f32>]) -> &'static str {
     }
     let _ = index.keys();
     let verified = index.verify();
-    let _ = index.insert(10_000, &vectors[0]);
-    let _ = index.remove(7);
+    let wrote = index.insert(10_000, &vectors[0]);
+    // redb panicked inside the write: the handle must refuse every later write.
+    let poisoned = matches!(&wrote, Err(Error::Corrupt { location, .. })
+        if location.contains("(panic caught)"));
+    let removed = index.remove(7);
     let _ = index.search(&vectors[1], 10);
     let _ = index.stats();
+    if poisoned {
+        assert!(
+            matches!(removed, Err(Error::Corrupt { .. })),
+            "a write after a storage panic was not refused: {removed:?}"
+        );
+        return "opened, a write panicked in redb, handle refused writes after";
+    }
     if verified.is_ok() {
         "opened, verified clean"
     } else {
