@@ -55,6 +55,14 @@ impl std::ops::Deref for Db {
     }
 }
 
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Database {
+        self.0
+            .as_mut()
+            .expect("a Db holds its database until dropped")
+    }
+}
+
 impl Drop for Db {
     fn drop(&mut self) {
         let db = self.0.take();
@@ -130,6 +138,18 @@ pub(crate) fn open_database(path: &Path) -> Result<Db> {
                 },
                 other => Error::corrupt(format!("redb could not open the file: {other}"), "open"),
             })
+    })
+}
+
+/// redb's full check of the file: every page checksum and the allocator state (O(file)).
+/// redb repairs what it can; damage it cannot repair is `Error::Corrupt`.
+pub(crate) fn check_storage(db: &mut Db) -> Result<()> {
+    guarded("check", || match db.check_integrity() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::corrupt(
+            format!("redb's integrity check failed: {e}"),
+            "file pages",
+        )),
     })
 }
 
