@@ -83,6 +83,15 @@ pub enum Error {
         /// Where: a table and key, or the invariant that failed.
         location: String,
     },
+    /// An export stream given to [`Index::import`](crate::Index::import) is damaged, truncated
+    /// or not an hnswdb export. No index was created.
+    #[error("invalid export stream: {what} (at {location}); export the index again")]
+    InvalidStream {
+        /// What is wrong.
+        what: String,
+        /// Where in the stream.
+        location: String,
+    },
     /// The storage engine (redb) failed.
     #[error("storage error: {0}")]
     Storage(#[from] redb::Error),

@@ -14,6 +14,7 @@
 mod cache;
 mod distance;
 mod error;
+mod export;
 mod graph;
 mod index;
 mod options;
@@ -23,13 +24,14 @@ mod verify;
 mod view;
 
 pub use error::{Error, Result};
+pub use export::ExportStats;
 pub use index::Index;
 pub use options::{
     Durability, Hit, Metric, Options, SearchParams, DEFAULT_CACHE_BYTES,
     EVENTUAL_CHECKPOINT_COMMITS, EVENTUAL_CHECKPOINT_MS,
 };
 pub use txn::WriteTxn;
-pub use verify::Stats;
+pub use verify::{Problem, Stats, VerifyReport};
 
 /// Distance kernels for `benches/`; not part of the API, no stability promise.
 #[doc(hidden)]

@@ -1,15 +1,29 @@
-//! [`Index::verify`] and [`Index::stats`]: the full integrity check and the counts behind it.
+//! [`Index::verify`], [`Index::verify_report`] and [`Index::stats`]: the full integrity check,
+//! its list of problems, and the counts behind it.
 
 use std::collections::HashMap;
 
 use crate::cache::{Shape, Snapshot};
 use crate::error::{Error, Result};
-use crate::graph::{self, NodeId, MAX_LEVEL};
+use crate::graph::{self, GraphRead, NodeId, MAX_LEVEL};
 use crate::index::Index;
 use crate::store;
 use crate::view::SnapshotGraph;
 
 /// Sizes and counts of an index, from [`Index::stats`].
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use hnswdb::{Index, Metric, Options};
+/// let index = Index::create(dir.path().join("s.hnsw"), Options::new(2).metric(Metric::L2))?;
+/// index.insert_batch((0..100u64).map(|k| (k, [k as f32, 1.0])))?;
+/// let stats = index.stats()?;
+/// assert_eq!(stats.nodes_per_level.iter().sum::<u64>(), 100);
+/// // Every node is on layer 0, with between 1 and 2*m = 32 out-links.
+/// assert_eq!(stats.degree_histogram[0].iter().sum::<u64>(), 100);
+/// assert_eq!(stats.degree_histogram[0][0], 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -17,6 +31,11 @@ pub struct Stats {
     pub len: u64,
     /// `nodes_per_level[l]`: live nodes whose top level is exactly `l`.
     pub nodes_per_level: Vec<u64>,
+    /// `degree_histogram[layer][d]`: live nodes on `layer` (those of level ≥ `layer`) with
+    /// exactly `d` out-links there. One row per layer up to the top level; a row is as long as
+    /// the layer's bound plus one (`2*m + 1` on layer 0, `m + 1` above), longer only if a list
+    /// exceeds its bound.
+    pub degree_histogram: Vec<Vec<u64>>,
     /// Node ids freed by removals and not yet reused.
     pub free_ids: u64,
     /// Size of the index file in bytes.
@@ -31,21 +50,157 @@ pub struct Stats {
     pub max_level: Option<u8>,
 }
 
+/// Every problem [`Index::verify_report`] found.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use hnswdb::{Index, Options};
+/// let index = Index::create(dir.path().join("r.hnsw"), Options::new(2))?;
+/// index.insert(1, &[1.0, 0.0])?;
+/// let report = index.verify_report()?;
+/// assert!(report.is_ok() && report.complete);
+/// for problem in &report.problems {
+///     eprintln!("{} (at {})", problem.what, problem.location);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// The problems, in the order found: the first [`VerifyReport::MAX_PROBLEMS`] of them.
+    pub problems: Vec<Problem>,
+    /// Problems found beyond those listed.
+    pub omitted: u64,
+    /// Whether every check ran. `false` when a record could not be read at all (the last
+    /// problem says which), so checking stopped there and later problems may be missing.
+    pub complete: bool,
+    /// Live nodes in the file, as the index's header counts them.
+    pub nodes: u64,
+}
+
+/// One problem found by [`Index::verify_report`]: what is wrong, and where.
+///
+/// ```
+/// let problem = hnswdb::Problem::new("node 3 links to itself on layer 0", "links of node 3");
+/// assert_eq!(problem.to_string(), "node 3 links to itself on layer 0 (at links of node 3)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// What is wrong.
+    pub what: String,
+    /// Where: a table and key, a node and layer, or the invariant that failed.
+    pub location: String,
+}
+
+impl Problem {
+    /// A problem: `what` is wrong at `location`.
+    pub fn new(what: impl Into<String>, location: impl Into<String>) -> Problem {
+        Problem {
+            what: what.into(),
+            location: location.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (at {})", self.what, self.location)
+    }
+}
+
+impl VerifyReport {
+    /// At most this many problems are listed; the rest are counted in `omitted`.
+    pub const MAX_PROBLEMS: usize = 1000;
+
+    /// Whether no problem was found (and, if `complete`, the file is healthy).
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Problems found in all: listed and omitted.
+    pub fn total(&self) -> u64 {
+        self.problems.len() as u64 + self.omitted
+    }
+
+    fn push(&mut self, what: String, location: String) {
+        if self.problems.len() < Self::MAX_PROBLEMS {
+            self.problems.push(Problem { what, location });
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// `Ok` for a healthy report, else `Error::Corrupt`: a single problem as it is, several as
+    /// the first [`SHOWN_IN_ERROR`] joined, located at "verify".
+    fn into_result(self) -> Result<()> {
+        match self.problems.as_slice() {
+            [] => Ok(()),
+            [one] if self.omitted == 0 => {
+                Err(Error::corrupt(one.what.clone(), one.location.clone()))
+            }
+            problems => {
+                let shown: Vec<String> = problems
+                    .iter()
+                    .take(SHOWN_IN_ERROR)
+                    .map(Problem::to_string)
+                    .collect();
+                let more = self.total() - shown.len() as u64;
+                let mut what = shown.join("; ");
+                if more > 0 {
+                    what.push_str(&format!("; and {more} more"));
+                }
+                Err(Error::corrupt(what, "verify"))
+            }
+        }
+    }
+}
+
+/// How many problems the error of [`Index::verify`] spells out.
+const SHOWN_IN_ERROR: usize = 20;
+
 impl Index {
-    /// Counts per level, free ids, file and cache bytes.
+    /// Counts per level, the out-degree histogram per layer, free ids, file and cache bytes.
+    ///
+    /// Cost: one pass over the live nodes. The neighbour lists for the degree histogram come
+    /// from memory for the upper layers, and for layer 0 too while its lists are cached
+    /// (`layer0_links_cached`); otherwise each layer-0 list is read from the file, about 1 µs
+    /// per node (roughly a second per million vectors).
     pub fn stats(&self) -> Result<Stats> {
         let snap = self.snapshot();
+        let params = self.params();
         let mut nodes_per_level = Vec::new();
-        for id in snap.live_ids() {
-            let level = usize::from(snap.node(id).level);
-            if nodes_per_level.len() <= level {
-                nodes_per_level.resize(level + 1, 0);
+        let mut degree_histogram: Vec<Vec<u64>> = Vec::new();
+        let graph = SnapshotGraph::new(&snap, self.options().metric);
+        let mut list = Vec::new();
+        store::guarded("stats", || {
+            for id in snap.live_ids() {
+                let level = snap.node(id).level;
+                let top = usize::from(level);
+                if nodes_per_level.len() <= top {
+                    nodes_per_level.resize(top + 1, 0);
+                }
+                nodes_per_level[top] += 1;
+                for layer in 0..=level {
+                    let l = usize::from(layer);
+                    if degree_histogram.len() <= l {
+                        let bound = params.max_neighbours(layer);
+                        degree_histogram.resize_with(l + 1, || vec![0; bound + 1]);
+                    }
+                    graph.neighbours(id, layer, &mut list)?;
+                    let row = &mut degree_histogram[l];
+                    if row.len() <= list.len() {
+                        row.resize(list.len() + 1, 0);
+                    }
+                    row[list.len()] += 1;
+                }
             }
-            nodes_per_level[level] += 1;
-        }
+            Ok(())
+        })?;
         Ok(Stats {
             len: snap.counters.len,
             nodes_per_level,
+            degree_histogram,
             free_ids: snap.free.len() as u64,
             file_bytes: std::fs::metadata(self.path())?.len(),
             cache_bytes: snap.bytes(),
@@ -63,38 +218,62 @@ impl Index {
     /// reachable from the entry point on layer 0; and the counters agree with all that.
     ///
     /// Reads everything from the file (not the cache), so it takes time proportional to the file.
-    /// Returns `Error::Corrupt` naming the first problems found.
+    /// Returns `Error::Corrupt` on any problem: a single one as it is, several joined (the first
+    /// 20) at location `verify`. [`Index::verify_report`] lists them all.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use hnswdb::{Index, Options};
+    /// let index = Index::create(dir.path().join("v.hnsw"), Options::new(2))?;
+    /// index.insert(1, &[1.0, 0.0])?;
+    /// index.verify()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn verify(&self) -> Result<()> {
-        let problems = store::guarded("verify", || self.problems())?;
-        if problems.is_empty() {
-            return Ok(());
-        }
-        let shown = problems
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ");
-        let more = problems.len().saturating_sub(20);
-        Err(Error::corrupt(
-            if more > 0 {
-                format!("{shown}; and {more} more")
-            } else {
-                shown
-            },
-            "verify",
-        ))
+        self.verify_report()?.into_result()
     }
 
-    fn problems(&self) -> Result<Vec<String>> {
+    /// Runs the checks of [`Index::verify`] and lists every problem found (up to
+    /// [`VerifyReport::MAX_PROBLEMS`], the rest counted), each with what is wrong and where.
+    ///
+    /// The tables are first checked against each other (keys, nodes, vectors, which rows
+    /// exist); the graph's invariants are checked only when those agree, since a graph walk
+    /// over inconsistent tables would mostly repeat the same damage. A record that cannot be
+    /// decoded at all stops the check: it becomes the last problem and `complete` is `false`.
+    /// Returns `Err` only when the file cannot be read (an I/O or storage error).
+    pub fn verify_report(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            nodes: self.snapshot().counters.len,
+            ..VerifyReport::default()
+        };
+        let found = store::guarded("verify", || {
+            self.check_into(&mut |what, location| report.push(what, location))
+        });
+        match found {
+            Ok(()) => report.complete = true,
+            Err(Error::Corrupt { what, location }) => report.push(what, location),
+            Err(e) => return Err(e),
+        }
+        Ok(report)
+    }
+
+    /// Calls `found(what, location)` for every problem in the file; see [`Index::verify_report`].
+    fn check_into(&self, found: &mut dyn FnMut(String, String)) -> Result<()> {
         let path = self.path();
         let txn = store::begin_read(self.database())?;
         let header = store::read_header(&txn, path)?;
         let options = self.options();
         let counters = self.snapshot().counters;
-        let mut problems = Vec::new();
+        let problems = std::cell::Cell::new(0usize);
+        let mut found = |what: String, location: String| {
+            problems.set(problems.get() + 1);
+            found(what, location);
+        };
         if header != crate::index::header_of(options, &counters) {
-            problems.push("the file's header differs from the open index's state".to_string());
+            found(
+                "the file's header differs from the open index's state".to_string(),
+                "meta.header".to_string(),
+            );
         }
         // A file-only view: layer 0 is read from the file, not the cache.
         let shape = Shape {
@@ -106,23 +285,28 @@ impl Index {
 
         let live: Vec<NodeId> = snap.live_ids().collect();
         if live.len() as u64 != counters.len {
-            problems.push(format!(
-                "{} nodes stored, header says {}",
-                live.len(),
-                counters.len
-            ));
+            found(
+                format!("{} nodes stored, header says {}", live.len(), counters.len),
+                "nodes".to_string(),
+            );
         }
         if live.len() + snap.free.len() != counters.next_id as usize {
-            problems.push(format!(
-                "{} live and {} free ids, but {} ids handed out",
-                live.len(),
-                snap.free.len(),
-                counters.next_id
-            ));
+            found(
+                format!(
+                    "{} live and {} free ids, but {} ids handed out",
+                    live.len(),
+                    snap.free.len(),
+                    counters.next_id
+                ),
+                "free_ids".to_string(),
+            );
         }
         for &id in snap.free.iter() {
             if snap.node(id).live {
-                problems.push(format!("node {id} is both live and free"));
+                found(
+                    format!("node {id} is both live and free"),
+                    format!("free_ids[{id}]"),
+                );
             }
         }
         let mut keys = HashMap::new();
@@ -131,9 +315,10 @@ impl Index {
                 .map(|id| snap.node(id))
                 .unwrap_or_default();
             if !slot.live || slot.key != key {
-                problems.push(format!(
-                    "key {key} maps to node {id}, which does not map back"
-                ));
+                found(
+                    format!("key {key} maps to node {id}, which does not map back"),
+                    format!("keys[{key}]"),
+                );
             }
             keys.insert(key, id);
             Ok(())
@@ -141,55 +326,62 @@ impl Index {
         for &id in &live {
             let key = snap.node(id).key;
             if keys.get(&key) != Some(&u64::from(id)) {
-                problems.push(format!("node {id} (key {key}) is not mapped from its key"));
+                found(
+                    format!("node {id} (key {key}) is not mapped from its key"),
+                    format!("nodes[{id}]"),
+                );
             }
         }
         let mut vectors = 0u64;
         tables.scan_vectors(|id, v| {
             vectors += 1;
             let live = NodeId::try_from(id).is_ok_and(|id| snap.node(id).live);
+            let at = || format!("vectors[{id}]");
             if !live {
-                problems.push(format!("vector {id} belongs to no live node"));
+                found(format!("vector {id} belongs to no live node"), at());
             } else if v.len() != options.dim {
-                problems.push(format!(
-                    "vector {id} has {} dimensions, not {}",
-                    v.len(),
-                    options.dim
-                ));
+                found(
+                    format!(
+                        "vector {id} has {} dimensions, not {}",
+                        v.len(),
+                        options.dim
+                    ),
+                    at(),
+                );
             } else if v.iter().any(|x| !x.is_finite()) {
-                problems.push(format!("vector {id} holds NaN or infinity"));
+                found(format!("vector {id} holds NaN or infinity"), at());
             }
             Ok(())
         })?;
         if vectors != live.len() as u64 {
-            problems.push(format!(
-                "{vectors} vectors stored for {} live nodes",
-                live.len()
-            ));
+            found(
+                format!("{vectors} vectors stored for {} live nodes", live.len()),
+                "vectors".to_string(),
+            );
         }
         for reverse in [false, true] {
+            let table = if reverse { "reverse" } else { "links" };
             tables.scan_lists(reverse, |id, layer, _| {
                 let slot = NodeId::try_from(id)
                     .map(|id| snap.node(id))
                     .unwrap_or_default();
                 if !slot.live || layer > slot.level || layer > MAX_LEVEL {
-                    let table = if reverse { "reverse" } else { "links" };
-                    problems.push(format!(
-                        "{table} row for node {id} layer {layer}, which it does not have"
-                    ));
+                    found(
+                        format!("{table} row for node {id} layer {layer}, which it does not have"),
+                        format!("{table}[node {id}, layer {layer}]"),
+                    );
                 }
                 Ok(())
             })?;
         }
-        if !problems.is_empty() {
-            return Ok(problems);
+        if problems.get() > 0 {
+            return Ok(());
         }
         let graph = FileGraph {
             view: SnapshotGraph::new(&snap, options.metric),
             snap: &snap,
         };
-        problems.extend(graph::check(&graph, &live, &self.params())?);
-        Ok(problems)
+        graph::check_each(&graph, &live, &self.params(), &mut found)
     }
 }
 

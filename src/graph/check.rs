@@ -1,13 +1,30 @@
 //! The graph's invariants and reachability, checked in full; a report for `Index::verify`.
+//!
+//! [`check_each`] reports every problem, each as what is wrong and where; [`check`] (for
+//! tests) collects them into a short list of messages.
 
 use super::{GraphWrite, NodeId, Params, MAX_LEVEL};
 use crate::error::Result;
 
 /// At most this many messages come back; the last says how many more were found.
+#[cfg(test)]
 const MAX_MESSAGES: usize = 20;
 
 /// Checks the graph over `live` (every live node id, ascending) and returns the problems found,
-/// in words; an empty list means healthy.
+/// in words (at most [`MAX_MESSAGES`]); an empty list means healthy. See [`check_each`].
+#[cfg(test)]
+pub(crate) fn check<G: GraphWrite>(
+    graph: &G,
+    live: &[NodeId],
+    params: &Params,
+) -> Result<Vec<String>> {
+    let mut report = Report::default();
+    check_each(graph, live, params, &mut |what, _| report.push(what))?;
+    Ok(report.finish())
+}
+
+/// Checks the graph over `live` (every live node id, ascending), calling `found(what, location)`
+/// for every problem; no call means healthy. An `Err` is a list that could not be read.
 ///
 /// Checked: every listed id is live, no list holds its owner or a duplicate; list sizes are
 /// within `max_neighbours(layer)`; every level is at most [`MAX_LEVEL`] and a neighbour on layer
@@ -21,14 +38,19 @@ const MAX_MESSAGES: usize = 20;
 /// Reverse links are compared per node and layer by count and by a sum of 64-bit hashes of the
 /// linking ids, so the check needs no memory per link; a mismatch escapes it with probability
 /// about 2⁻⁶⁴.
-pub(crate) fn check<G: GraphWrite>(
+pub(crate) fn check_each<G: GraphWrite>(
     graph: &G,
     live: &[NodeId],
     params: &Params,
-) -> Result<Vec<String>> {
-    let mut report = Report::default();
+    found: &mut dyn FnMut(String, String),
+) -> Result<()> {
+    let links_of = |id: NodeId, layer: u8| format!("links of node {id} on layer {layer}");
+    let reverse_of = |id: NodeId, layer: u8| format!("reverse links of node {id} on layer {layer}");
     if live.windows(2).any(|w| w[0] >= w[1]) {
-        report.push("the live ids are not strictly ascending".to_string());
+        found(
+            "the live ids are not strictly ascending".to_string(),
+            "live nodes".to_string(),
+        );
     }
     let slots = live.iter().max().map_or(0, |&id| id as usize + 1);
     // `levels[id]` is `None` for ids that are not live.
@@ -37,7 +59,10 @@ pub(crate) fn check<G: GraphWrite>(
     for &id in live {
         let level = graph.level(id)?;
         if level > MAX_LEVEL {
-            report.push(format!("node {id} has level {level}, above {MAX_LEVEL}"));
+            found(
+                format!("node {id} has level {level}, above {MAX_LEVEL}"),
+                format!("node {id}"),
+            );
             continue;
         }
         levels[id as usize] = Some(level);
@@ -60,24 +85,38 @@ pub(crate) fn check<G: GraphWrite>(
         for id in on_layer(layer) {
             graph.neighbours(id, layer, &mut list)?;
             if list.len() > bound {
-                report.push(format!(
-                    "node {id} has {} links on layer {layer}, above the bound {bound}",
-                    list.len()
-                ));
+                found(
+                    format!(
+                        "node {id} has {} links on layer {layer}, above the bound {bound}",
+                        list.len()
+                    ),
+                    links_of(id, layer),
+                );
             }
             for (i, &n) in list.iter().enumerate() {
                 if n == id {
-                    report.push(format!("node {id} links to itself on layer {layer}"));
+                    found(
+                        format!("node {id} links to itself on layer {layer}"),
+                        links_of(id, layer),
+                    );
                 } else if list[..i].contains(&n) {
-                    report.push(format!("node {id} links to {n} twice on layer {layer}"));
+                    found(
+                        format!("node {id} links to {n} twice on layer {layer}"),
+                        links_of(id, layer),
+                    );
                 } else {
                     match level_of(n) {
-                        None => report.push(format!(
-                            "node {id} links to {n} on layer {layer}, which is not a live node"
-                        )),
-                        Some(l) if l < layer => report.push(format!(
-                            "node {id} links to {n} on layer {layer}, above its level {l}"
-                        )),
+                        None => found(
+                            format!(
+                                "node {id} links to {n} on layer {layer}, which is not a live \
+                                 node"
+                            ),
+                            links_of(id, layer),
+                        ),
+                        Some(l) if l < layer => found(
+                            format!("node {id} links to {n} on layer {layer}, above its level {l}"),
+                            links_of(id, layer),
+                        ),
                         Some(_) => {
                             in_count[n as usize] += 1;
                             in_hash[n as usize] = in_hash[n as usize].wrapping_add(mix(id));
@@ -92,45 +131,63 @@ pub(crate) fn check<G: GraphWrite>(
             let mut count = 0u32;
             for (i, &u) in list.iter().enumerate() {
                 if level_of(u).is_none_or(|l| l < layer) || u == id || list[..i].contains(&u) {
-                    report.push(format!(
-                        "reverse links of node {id} on layer {layer} hold {u}, which does not \
-                         link to it"
-                    ));
+                    found(
+                        format!(
+                            "reverse links of node {id} on layer {layer} hold {u}, which does \
+                             not link to it"
+                        ),
+                        reverse_of(id, layer),
+                    );
                 } else {
                     count += 1;
                     hash = hash.wrapping_add(mix(u));
                 }
             }
             if count != in_count[id as usize] || hash != in_hash[id as usize] {
-                report.push(format!(
-                    "reverse links of node {id} on layer {layer} ({} nodes) differ from the {} \
-                     lists that hold it",
-                    list.len(),
-                    in_count[id as usize]
-                ));
+                found(
+                    format!(
+                        "reverse links of node {id} on layer {layer} ({} nodes) differ from the \
+                         {} lists that hold it",
+                        list.len(),
+                        in_count[id as usize]
+                    ),
+                    reverse_of(id, layer),
+                );
             }
         }
     }
 
     let Some(ep) = graph.entry_point() else {
         if !live.is_empty() {
-            report.push(format!("no entry point, but {} live nodes", live.len()));
+            found(
+                format!("no entry point, but {} live nodes", live.len()),
+                "entry point".to_string(),
+            );
         }
-        return Ok(report.finish());
+        return Ok(());
     };
     match level_of(ep.id) {
         None => {
-            report.push(format!("the entry point {} is not a live node", ep.id));
-            return Ok(report.finish());
+            found(
+                format!("the entry point {} is not a live node", ep.id),
+                "entry point".to_string(),
+            );
+            return Ok(());
         }
-        Some(level) if level != ep.level => report.push(format!(
-            "the entry point {} is recorded at level {}, but the node has level {level}",
-            ep.id, ep.level
-        )),
-        Some(level) if level != top => report.push(format!(
-            "the entry point {} has level {level}, below the highest level {top}",
-            ep.id
-        )),
+        Some(level) if level != ep.level => found(
+            format!(
+                "the entry point {} is recorded at level {}, but the node has level {level}",
+                ep.id, ep.level
+            ),
+            "entry point".to_string(),
+        ),
+        Some(level) if level != top => found(
+            format!(
+                "the entry point {} has level {level}, below the highest level {top}",
+                ep.id
+            ),
+            "entry point".to_string(),
+        ),
         Some(_) => {}
     }
 
@@ -156,23 +213,28 @@ pub(crate) fn check<G: GraphWrite>(
             .filter(|&id| !seen[id as usize])
             .collect();
         let shown: Vec<String> = lost.iter().take(10).map(|id| id.to_string()).collect();
-        report.push(format!(
-            "{} live nodes are unreachable from the entry point on layer 0: {}{}",
-            lost.len(),
-            shown.join(", "),
-            if lost.len() > 10 { ", …" } else { "" }
-        ));
+        found(
+            format!(
+                "{} live nodes are unreachable from the entry point on layer 0: {}{}",
+                lost.len(),
+                shown.join(", "),
+                if lost.len() > 10 { ", …" } else { "" }
+            ),
+            "layer 0, from the entry point".to_string(),
+        );
     }
-    Ok(report.finish())
+    Ok(())
 }
 
 /// Problems found so far, kept up to [`MAX_MESSAGES`].
+#[cfg(test)]
 #[derive(Default)]
 struct Report {
     messages: Vec<String>,
     count: usize,
 }
 
+#[cfg(test)]
 impl Report {
     fn push(&mut self, message: String) {
         self.count += 1;
@@ -341,5 +403,34 @@ mod tests {
             problems[MAX_MESSAGES - 1].starts_with("and "),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn check_each_reports_every_problem_with_its_place() {
+        let (graph, mut params) = random_graph(300, 4, 4, 13);
+        params.m0 = 1;
+        params.m = 0;
+        let mut all = Vec::new();
+        check_each(&graph, &graph.live(), &params, &mut |what, location| {
+            all.push((what, location))
+        })
+        .unwrap();
+        let capped = check(&graph, &graph.live(), &params).unwrap();
+        assert!(all.len() > MAX_MESSAGES, "{}", all.len());
+        assert_eq!(
+            capped[MAX_MESSAGES - 1],
+            format!("and {} more problems", all.len() - 19)
+        );
+        for (i, (what, location)) in all.iter().enumerate() {
+            assert!(what.contains("above the bound"), "{what}");
+            let node = what.split(' ').nth(1).unwrap();
+            assert!(
+                location.starts_with(&format!("links of node {node} on layer ")),
+                "{location}"
+            );
+            if i < MAX_MESSAGES - 1 {
+                assert_eq!(&capped[i], what);
+            }
+        }
     }
 }

@@ -16,7 +16,9 @@ mod scratch;
 mod search;
 mod select;
 
+#[cfg(test)]
 pub(crate) use check::check;
+pub(crate) use check::check_each;
 pub(crate) use insert::insert;
 pub(crate) use level::level_for;
 #[cfg(test)]
