@@ -1,11 +1,11 @@
-//! Looking into an index and small repairs: `stats`, `verify`, `get`, `remove`.
+//! Looking into an index and small repairs: `stats`, `verify`, `get`, `remove`, `compact`.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use hnswdb::{Durability, Index, Stats};
+use hnswdb::{Durability, Index, Stats, VerifyReport};
 use serde::Serialize;
 
 use crate::error::Context;
@@ -13,7 +13,7 @@ use crate::report::{self, bytes, duration, thousands, Table};
 use crate::{CliError, CompactArgs, GetArgs, RemoveArgs, StatsArgs, VerifyArgs};
 
 /// Opens an existing index, with the path in the error.
-fn open(path: &Path) -> Result<Index, CliError> {
+pub(crate) fn open(path: &Path) -> Result<Index, CliError> {
     Index::open(path).context("cannot open the index")
 }
 
@@ -33,6 +33,10 @@ struct StatsJson {
     quick_repair: bool,
     cache_budget_bytes: u64,
     nodes_per_level: Vec<u64>,
+    /// `nodes_per_layer[l]`: nodes present on layer `l` (those of level ≥ `l`).
+    nodes_per_layer: Vec<u64>,
+    /// `degree_histogram[l][d]`: nodes with exactly `d` out-links on layer `l`.
+    degree_histogram: Vec<Vec<u64>>,
     max_level: Option<u8>,
     free_ids: u64,
     file_bytes: u64,
@@ -70,6 +74,8 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
             quick_repair: o.get_quick_repair(),
             cache_budget_bytes: o.get_cache_bytes(),
             nodes_per_level: stats.nodes_per_level.clone(),
+            nodes_per_layer: nodes_per_layer(&stats),
+            degree_histogram: stats.degree_histogram.clone(),
             max_level: stats.max_level,
             free_ids: stats.free_ids,
             file_bytes: stats.file_bytes,
@@ -130,8 +136,63 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
                 ]);
             }
             table.print(&mut out)?;
+            print_degrees(&mut out, &stats)?;
         }
     }
+    Ok(())
+}
+
+/// Nodes present on each layer: those whose top level is that layer or above.
+fn nodes_per_layer(stats: &Stats) -> Vec<u64> {
+    let mut on_layer: Vec<u64> = stats
+        .nodes_per_level
+        .iter()
+        .rev()
+        .scan(0, |above, &n| {
+            *above += n;
+            Some(*above)
+        })
+        .collect();
+    on_layer.reverse();
+    on_layer
+}
+
+/// The out-degree histogram: one column per layer, one row per degree that occurs; then the
+/// mean degree of each layer.
+fn print_degrees(out: &mut impl Write, stats: &Stats) -> Result<(), CliError> {
+    let layers = &stats.degree_histogram;
+    let widest = layers.iter().map(Vec::len).max().unwrap_or(0);
+    writeln!(
+        out,
+        "out-links        nodes by number of neighbours, per layer:"
+    )?;
+    let mut header = vec!["links".to_string()];
+    header.extend((0..layers.len()).map(|l| format!("layer {l}")));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut table = Table::new(&header);
+    for degree in 0..widest {
+        let counts: Vec<u64> = layers
+            .iter()
+            .map(|row| row.get(degree).copied().unwrap_or(0))
+            .collect();
+        if counts.iter().any(|&n| n > 0) {
+            let mut row = vec![degree.to_string()];
+            row.extend(
+                counts
+                    .iter()
+                    .map(|&n| if n == 0 { String::new() } else { thousands(n) }),
+            );
+            table.push(row);
+        }
+    }
+    let mut mean = vec!["mean".to_string()];
+    mean.extend(layers.iter().map(|row| {
+        let nodes: u64 = row.iter().sum();
+        let links: u64 = row.iter().enumerate().map(|(d, &n)| d as u64 * n).sum();
+        format!("{:.1}", links as f64 / nodes.max(1) as f64)
+    }));
+    table.push(mean);
+    table.print(out)?;
     Ok(())
 }
 
@@ -139,94 +200,151 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
 #[derive(Serialize)]
 struct VerifyJson {
     path: String,
+    /// No problem found, and every check ran.
     ok: bool,
+    /// Every check ran (false when the index could not be opened, or a record could not be
+    /// read at all and the check stopped there).
+    complete: bool,
     len: Option<u64>,
     file_bytes: Option<u64>,
     seconds: f64,
-    problem: Option<ProblemJson>,
+    /// Problems found in all, including those not listed.
+    total_problems: u64,
+    /// The problems listed (the library lists up to `VerifyReport::MAX_PROBLEMS`).
+    problems: Vec<ProblemJson>,
+    /// Why the index could not be checked at all (it did not open, or could not be read).
+    error: Option<ErrorJson>,
 }
 
-/// What `verify` found wrong.
+/// One problem found by `verify`.
 #[derive(Serialize)]
 struct ProblemJson {
+    what: String,
+    location: String,
+}
+
+/// An error that kept `verify` from checking.
+#[derive(Serialize)]
+struct ErrorJson {
     /// `corrupt`, `not_an_index`, `version`, `not_found` or `other`.
     kind: &'static str,
     message: String,
-    what: Option<String>,
-    location: Option<String>,
 }
 
-impl ProblemJson {
-    fn from(e: &hnswdb::Error) -> ProblemJson {
-        let (kind, what, location) = match e {
-            hnswdb::Error::Corrupt { what, location } => {
-                ("corrupt", Some(what.clone()), Some(location.clone()))
-            }
-            hnswdb::Error::NotAnIndex { .. } => ("not_an_index", None, None),
-            hnswdb::Error::Version { .. } => ("version", None, None),
-            hnswdb::Error::NotFound { .. } => ("not_found", None, None),
-            _ => ("other", None, None),
+impl ErrorJson {
+    fn from(e: &hnswdb::Error) -> ErrorJson {
+        let kind = match e {
+            hnswdb::Error::Corrupt { .. } => "corrupt",
+            hnswdb::Error::NotAnIndex { .. } => "not_an_index",
+            hnswdb::Error::Version { .. } => "version",
+            hnswdb::Error::NotFound { .. } => "not_found",
+            _ => "other",
         };
-        ProblemJson {
+        ErrorJson {
             kind,
             message: e.to_string(),
-            what,
-            location,
         }
     }
 }
 
 /// Runs `hnswdb verify`: opens the index (a file that cannot be opened fails too) and runs the
-/// full integrity check. Prints a report; any problem is an error (non-zero exit).
+/// full integrity check. Prints every problem found; any problem is an error (non-zero exit).
 pub fn verify(args: &VerifyArgs) -> Result<(), CliError> {
     let start = Instant::now();
     let mut len = None;
     let mut file_bytes = None;
     let result = Index::open(&args.index).and_then(|index| {
         len = Some(index.len() as u64);
-        file_bytes = index.stats().ok().map(|s| s.file_bytes);
-        index.verify()
+        file_bytes = std::fs::metadata(&args.index).ok().map(|m| m.len());
+        index.verify_report()
     });
     let took = start.elapsed();
     let path = args.index.display().to_string();
     let mut out = io::stdout().lock();
+    let (report, error) = match result {
+        Ok(report) => (report, None),
+        Err(e) => (VerifyReport::default(), Some(e)),
+    };
+    let ok = error.is_none() && report.is_ok() && report.complete;
     if args.json {
         let json = VerifyJson {
             path: path.clone(),
-            ok: result.is_ok(),
+            ok,
+            complete: error.is_none() && report.complete,
             len,
             file_bytes,
             seconds: took.as_secs_f64(),
-            problem: result.as_ref().err().map(ProblemJson::from),
+            total_problems: report.total(),
+            problems: report
+                .problems
+                .iter()
+                .map(|p| ProblemJson {
+                    what: p.what.clone(),
+                    location: p.location.clone(),
+                })
+                .collect(),
+            error: error.as_ref().map(ErrorJson::from),
         };
         report::print_json(&mut out, &json)?;
+    } else if ok {
+        writeln!(
+            out,
+            "ok: {path} passed the full integrity check ({} vectors, file {}) in {}",
+            thousands(len.unwrap_or(0)),
+            bytes(file_bytes.unwrap_or(0)),
+            duration(took)
+        )?;
     } else {
-        match &result {
-            Ok(()) => writeln!(
+        writeln!(out, "FAILED: {path} did not pass the integrity check")?;
+        if let Some(e) = &error {
+            writeln!(out, "  could not check it: {e}")?;
+        } else {
+            let total = report.total();
+            writeln!(
                 out,
-                "ok: {path} passed the full integrity check ({} vectors, file {}) in {}",
-                thousands(len.unwrap_or(0)),
-                bytes(file_bytes.unwrap_or(0)),
-                duration(took)
-            )?,
-            Err(e) => {
-                writeln!(out, "FAILED: {path} did not pass the integrity check")?;
-                match e {
-                    hnswdb::Error::Corrupt { what, location } => {
-                        writeln!(out, "  problem:  {what}")?;
-                        writeln!(out, "  where:    {location}")?;
-                    }
-                    other => writeln!(out, "  problem:  {other}")?,
-                }
+                "  {} problem{} found in {} ({} vectors):",
+                thousands(total),
+                if total == 1 { "" } else { "s" },
+                duration(took),
+                thousands(len.unwrap_or(0))
+            )?;
+            for (i, problem) in report.problems.iter().enumerate() {
+                writeln!(out, "  {:>4}. {}", i + 1, problem.what)?;
+                writeln!(out, "        at {}", problem.location)?;
+            }
+            if report.omitted > 0 {
+                writeln!(out, "  and {} more, not listed", thousands(report.omitted))?;
+            }
+            if !report.complete {
                 writeln!(
                     out,
-                    "  what now: restore the file from a backup, or rebuild it with `hnswdb build`"
+                    "  the check stopped at the last problem (a record that cannot be read): \
+                     there may be more"
                 )?;
             }
         }
+        writeln!(
+            out,
+            "  what now: restore the file from a backup, or rebuild it (`hnswdb build`, or \
+             `hnswdb import` from an export)"
+        )?;
     }
     out.flush()?;
-    result.map_err(|e| CliError::from(e).context(format!("{path} failed verification")))
+    if let Some(e) = error {
+        return Err(CliError::from(e).context(format!("{path} failed verification")));
+    }
+    if ok {
+        return Ok(());
+    }
+    let first = report
+        .problems
+        .first()
+        .map_or_else(String::new, |p| format!("; the first: {p}"));
+    Err(CliError::new(format!(
+        "{path} failed verification: {} problem{} found{first}",
+        report.total(),
+        if report.total() == 1 { "" } else { "s" }
+    )))
 }
 
 /// Runs `hnswdb get`: prints the vector, comma-separated, on one line.

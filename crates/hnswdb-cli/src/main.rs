@@ -8,6 +8,7 @@ mod build;
 mod data;
 mod error;
 mod inspect;
+mod maintain;
 mod report;
 mod search;
 mod vecio;
@@ -39,7 +40,7 @@ enum Command {
     Search(SearchArgs),
     /// Benchmark: build an index and sweep ef, reporting recall, queries/s and latency, with a plot.
     Bench(BenchArgs),
-    /// Show counts per level, sizes and the options of an index.
+    /// Show counts per level, the out-degree histogram per layer, sizes and the options.
     Stats(StatsArgs),
     /// Run the full integrity check of an index; exits non-zero on any problem.
     Verify(VerifyArgs),
@@ -49,8 +50,10 @@ enum Command {
     Remove(RemoveArgs),
     /// Give file space back after many removals (rewrites the file, replacing it atomically).
     Compact(CompactArgs),
-    // `export` and `import` come here once the library has them: their own module
-    // (`maintain.rs`), with arguments like `StatsArgs` and `ExportArgs { index, file }`.
+    /// Write every key and vector of an index to a file (a versioned, checksummed stream).
+    Export(ExportArgs),
+    /// Create a new index from a file written by `export` (the graph is rebuilt).
+    Import(ImportArgs),
 }
 
 /// The distance metric, as named on the command line.
@@ -214,6 +217,24 @@ pub(crate) struct CompactArgs {
     pub index: PathBuf,
 }
 
+/// Arguments of `hnswdb export`.
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// The index file.
+    pub index: PathBuf,
+    /// The file to write; it must not exist yet.
+    pub file: PathBuf,
+}
+
+/// Arguments of `hnswdb import`.
+#[derive(Args, Debug)]
+pub(crate) struct ImportArgs {
+    /// The index file to create; it must not exist yet.
+    pub index: PathBuf,
+    /// A file written by `hnswdb export`.
+    pub file: PathBuf,
+}
+
 /// Runs one command.
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
@@ -225,6 +246,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Get(args) => inspect::get(&args),
         Command::Remove(args) => inspect::remove(&args),
         Command::Compact(args) => inspect::compact(&args),
+        Command::Export(args) => maintain::export(&args),
+        Command::Import(args) => maintain::import(&args),
     }
 }
 

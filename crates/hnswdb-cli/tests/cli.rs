@@ -1,6 +1,7 @@
 //! The `hnswdb` command line, end to end: every subcommand on small files written here, bad
 //! input files giving one clear error line, a killed and resumed build, and recall reporting.
 
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
@@ -24,28 +25,26 @@ fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
     (0..n).map(|_| (0..dim).map(|_| next()).collect()).collect()
 }
 
-/// Writes `rows` as `.fvecs`.
-fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+/// Writes `rows` in the TEXMEX layout: per row a little-endian `i32` length, then the values.
+fn write_vecs<T: Copy>(path: &Path, rows: &[Vec<T>], le_bytes: fn(T) -> [u8; 4]) {
     let mut bytes = Vec::new();
     for row in rows {
         bytes.extend_from_slice(&(row.len() as i32).to_le_bytes());
-        for x in row {
-            bytes.extend_from_slice(&x.to_le_bytes());
+        for &x in row {
+            bytes.extend_from_slice(&le_bytes(x));
         }
     }
     fs::write(path, bytes).unwrap();
 }
 
+/// Writes `rows` as `.fvecs`.
+fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+    write_vecs(path, rows, f32::to_le_bytes);
+}
+
 /// Writes `rows` as `.ivecs`.
 fn write_ivecs(path: &Path, rows: &[Vec<u32>]) {
-    let mut bytes = Vec::new();
-    for row in rows {
-        bytes.extend_from_slice(&(row.len() as i32).to_le_bytes());
-        for &x in row {
-            bytes.extend_from_slice(&(x as i32).to_le_bytes());
-        }
-    }
-    fs::write(path, bytes).unwrap();
+    write_vecs(path, rows, u32::to_le_bytes);
 }
 
 /// The exact `k` nearest rows of `base` to each query under squared L2, ties by row.
@@ -129,7 +128,8 @@ fn assert_one_error_line(output: &std::process::Output, expected: &str) {
 #[test]
 fn every_subcommand_has_help() {
     for sub in [
-        "build", "search", "bench", "stats", "verify", "get", "remove", "compact",
+        "build", "search", "bench", "stats", "verify", "get", "remove", "compact", "export",
+        "import",
     ] {
         hnswdb()
             .args([sub, "--help"])
@@ -163,8 +163,26 @@ fn build_stats_verify_get_remove() {
         .map(|n| n.as_u64().unwrap())
         .sum();
     assert_eq!(per_level, 300);
+    // One histogram row per layer, counting every node on that layer once.
+    let on_layer = stats["nodes_per_layer"].as_array().unwrap();
+    let histogram = stats["degree_histogram"].as_array().unwrap();
+    assert_eq!(on_layer[0], 300);
+    assert_eq!(histogram.len(), on_layer.len());
+    for (row, nodes) in histogram.iter().zip(on_layer) {
+        let row: Vec<u64> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect();
+        assert_eq!(row.iter().sum::<u64>(), nodes.as_u64().unwrap());
+    }
+    assert_eq!(histogram[0].as_array().unwrap().len(), 33, "degrees 0..=2m");
     hnswdb().arg("stats").arg(&index).assert().success().stdout(
-        predicate::str::contains("vectors          300").and(predicate::str::contains("level")),
+        predicate::str::contains("vectors          300")
+            .and(predicate::str::contains("level"))
+            .and(predicate::str::contains("out-links"))
+            .and(predicate::str::contains("mean")),
     );
 
     hnswdb()
@@ -181,7 +199,11 @@ fn build_stats_verify_get_remove() {
         .unwrap();
     let verify: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(verify["ok"], true);
+    assert_eq!(verify["complete"], true);
     assert_eq!(verify["len"], 300);
+    assert_eq!(verify["total_problems"], 0);
+    assert_eq!(verify["problems"].as_array().unwrap().len(), 0);
+    assert!(verify["error"].is_null());
 
     let out = hnswdb().arg("get").arg(&index).arg("7").output().unwrap();
     assert!(out.status.success());
@@ -355,104 +377,150 @@ fn csv_input_and_keys_file() {
 fn bad_files_give_one_error_line() {
     let f = Fixture::new().built();
     let index = f.path("index.hnsw");
+    let p = |name: &str| f.path(name).into_os_string();
 
-    let text = f.path("notes.hnsw");
-    fs::write(&text, "just some text\n").unwrap();
-    for sub in ["stats", "verify", "get"] {
-        let mut cmd = hnswdb();
-        cmd.arg(sub).arg(&text);
-        if sub == "get" {
-            cmd.arg("1");
-        }
-        assert_one_error_line(&cmd.output().unwrap(), "not an hnswdb index");
-    }
-    assert_eq!(fs::read_to_string(&text).unwrap(), "just some text\n");
-    let out = hnswdb()
-        .arg("stats")
-        .arg(f.path("missing.hnsw"))
-        .output()
-        .unwrap();
-    assert_one_error_line(&out, "does not exist");
-
-    // A truncated .fvecs file.
-    let bytes = fs::read(f.path("base.fvecs")).unwrap();
-    fs::write(f.path("cut.fvecs"), &bytes[..bytes.len() - 5]).unwrap();
-    let out = hnswdb()
-        .arg("build")
-        .arg(f.path("new.hnsw"))
-        .arg("--input")
-        .arg(f.path("cut.fvecs"))
-        .output()
-        .unwrap();
-    assert_one_error_line(&out, "truncated");
-    assert!(!f.path("new.hnsw").exists());
-
-    // Queries of the wrong dimension, and resuming a build with the wrong dimension.
+    // The bad files: text posing as an index, a truncated .fvecs, queries of the wrong
+    // dimension, a float64 .npy, a short and a damaged truth file, a damaged and a truncated
+    // export.
+    fs::write(f.path("notes.hnsw"), "just some text\n").unwrap();
+    let fvecs = fs::read(f.path("base.fvecs")).unwrap();
+    fs::write(f.path("cut.fvecs"), &fvecs[..fvecs.len() - 5]).unwrap();
     write_fvecs(&f.path("q5.fvecs"), &vectors(3, 5, 9));
-    let out = hnswdb()
-        .arg("search")
-        .arg(&index)
-        .arg("--query")
-        .arg(f.path("q5.fvecs"))
-        .output()
-        .unwrap();
-    assert_one_error_line(&out, "5-dimensional");
-    let out = hnswdb()
-        .arg("build")
-        .arg(&index)
-        .arg("--input")
-        .arg(f.path("q5.fvecs"))
-        .output()
-        .unwrap();
-    assert_one_error_line(&out, "holds 12-dimensional vectors");
-
-    // An unsupported .npy dtype and an unknown extension.
     let mut npy = b"\x93NUMPY\x01\x00".to_vec();
     let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }          \n";
     npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
     npy.extend_from_slice(header.as_bytes());
     npy.extend_from_slice(&[0; 16]);
     fs::write(f.path("d.npy"), npy).unwrap();
-    let out = hnswdb()
-        .arg("build")
-        .arg(f.path("n.hnsw"))
-        .arg("--input")
-        .arg(f.path("d.npy"))
-        .output()
-        .unwrap();
-    assert_one_error_line(&out, "float32");
-    let out = hnswdb()
-        .arg("search")
-        .arg(&index)
-        .arg("--query")
-        .arg(f.path("notes.hnsw"))
-        .output()
-        .unwrap();
-    assert_one_error_line(&out, "unknown vector file type");
-
-    // A truth file with fewer rows than queries; a damaged truth file.
     write_ivecs(&f.path("short.ivecs"), &[vec![1, 2, 3]]);
-    let out = hnswdb()
-        .arg("search")
-        .arg(&index)
-        .arg("--query")
-        .arg(f.path("query.fvecs"))
-        .arg("--truth")
-        .arg(f.path("short.ivecs"))
-        .output()
-        .unwrap();
-    assert_one_error_line(&out, "neighbours for 1 queries");
     fs::write(f.path("bad.ivecs"), [1, 2, 3]).unwrap();
-    let out = hnswdb()
-        .arg("search")
+    hnswdb()
+        .arg("export")
         .arg(&index)
-        .arg("--query")
-        .arg(f.path("query.fvecs"))
-        .arg("--truth")
-        .arg(f.path("bad.ivecs"))
-        .output()
-        .unwrap();
-    assert_one_error_line(&out, "truncated");
+        .arg(f.path("good.export"))
+        .assert()
+        .success();
+    let export = fs::read(f.path("good.export")).unwrap();
+    let mut flipped = export.clone();
+    flipped[export.len() / 2] ^= 0x04;
+    fs::write(f.path("flipped.export"), flipped).unwrap();
+    fs::write(f.path("cut.export"), &export[..export.len() - 3]).unwrap();
+
+    let q = "--query";
+    let cases: Vec<(Vec<OsString>, &str)> = vec![
+        (vec!["stats".into(), p("notes.hnsw")], "not an hnswdb index"),
+        (
+            vec!["verify".into(), p("notes.hnsw")],
+            "not an hnswdb index",
+        ),
+        (
+            vec!["get".into(), p("notes.hnsw"), "1".into()],
+            "not an hnswdb index",
+        ),
+        (vec!["stats".into(), p("missing.hnsw")], "does not exist"),
+        (
+            vec!["export".into(), p("missing.hnsw"), p("x.export")],
+            "does not exist",
+        ),
+        (
+            vec![
+                "build".into(),
+                p("new.hnsw"),
+                "--input".into(),
+                p("cut.fvecs"),
+            ],
+            "truncated",
+        ),
+        (
+            vec![
+                "search".into(),
+                index.clone().into(),
+                q.into(),
+                p("q5.fvecs"),
+            ],
+            "5-dimensional",
+        ),
+        (
+            vec![
+                "build".into(),
+                index.clone().into(),
+                "--input".into(),
+                p("q5.fvecs"),
+            ],
+            "holds 12-dimensional vectors",
+        ),
+        (
+            vec!["build".into(), p("new.hnsw"), "--input".into(), p("d.npy")],
+            "float32",
+        ),
+        (
+            vec![
+                "search".into(),
+                index.clone().into(),
+                q.into(),
+                p("notes.hnsw"),
+            ],
+            "unknown vector file type",
+        ),
+        (
+            vec![
+                "search".into(),
+                index.clone().into(),
+                q.into(),
+                p("query.fvecs"),
+                "--truth".into(),
+                p("short.ivecs"),
+            ],
+            "neighbours for 1 queries",
+        ),
+        (
+            vec![
+                "search".into(),
+                index.clone().into(),
+                q.into(),
+                p("query.fvecs"),
+                "--truth".into(),
+                p("bad.ivecs"),
+            ],
+            "truncated",
+        ),
+        (
+            vec!["import".into(), p("new.hnsw"), p("flipped.export")],
+            "checksum mismatch",
+        ),
+        (
+            vec!["import".into(), p("new.hnsw"), p("cut.export")],
+            "truncated",
+        ),
+        (
+            vec!["import".into(), p("new.hnsw"), p("notes.hnsw")],
+            "not an hnswdb export stream",
+        ),
+        (
+            vec!["import".into(), p("new.hnsw"), p("missing.export")],
+            "missing.export",
+        ),
+        (
+            vec!["import".into(), index.clone().into(), p("good.export")],
+            "already exists",
+        ),
+        (
+            vec!["export".into(), index.clone().into(), p("notes.hnsw")],
+            "already exists",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = hnswdb().args(&args).output().unwrap();
+        assert_one_error_line(&out, expected);
+    }
+    // Nothing was created, and nothing given was changed.
+    assert!(!f.path("new.hnsw").exists());
+    assert!(!f.path("x.export").exists());
+    assert_eq!(
+        fs::read_to_string(f.path("notes.hnsw")).unwrap(),
+        "just some text\n"
+    );
+    hnswdb().arg("verify").arg(&index).assert().success();
 
     // Bad arguments are clap's: exit code 2.
     hnswdb()
@@ -461,6 +529,73 @@ fn bad_files_give_one_error_line() {
         .arg("nope")
         .assert()
         .code(2);
+}
+
+#[test]
+fn export_then_import_gives_the_same_answers() {
+    let f = Fixture::new().built();
+    let export = f.path("index.export");
+    hnswdb()
+        .arg("export")
+        .arg(f.path("index.hnsw"))
+        .arg(&export)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("exported 300 vectors"));
+    hnswdb()
+        .arg("import")
+        .arg(f.path("copy.hnsw"))
+        .arg(&export)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("imported 300 vectors"));
+    hnswdb()
+        .arg("verify")
+        .arg(f.path("copy.hnsw"))
+        .assert()
+        .success();
+
+    // The build inserted the rows in key order into a new index, as the import does: the same
+    // graph, so the same hits and distances at any ef, not only at an exact one.
+    let search = |name: &str, ef: &str| {
+        let out = hnswdb()
+            .arg("search")
+            .arg(f.path(name))
+            .arg("--query")
+            .arg(f.path("query.fvecs"))
+            .args(["-k", "5", "--ef", ef, "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["results"].clone()
+    };
+    for ef in ["5", "300"] {
+        assert_eq!(search("index.hnsw", ef), search("copy.hnsw", ef), "ef {ef}");
+    }
+    let stats = |name: &str| {
+        let out = hnswdb()
+            .arg("stats")
+            .arg(f.path(name))
+            .arg("--json")
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json["len"].clone(), json["degree_histogram"].clone())
+    };
+    assert_eq!(stats("index.hnsw"), stats("copy.hnsw"));
+    for key in ["0", "299"] {
+        let get = |name: &str| {
+            hnswdb()
+                .arg("get")
+                .arg(f.path(name))
+                .arg(key)
+                .output()
+                .unwrap()
+                .stdout
+        };
+        assert_eq!(get("index.hnsw"), get("copy.hnsw"));
+    }
 }
 
 #[test]
@@ -484,7 +619,13 @@ fn damaged_index_fails_verify() {
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["ok"], false);
-    assert!(json["problem"]["message"].is_string());
+    // Either the file did not open (an error), or the check listed what it found.
+    let problems = json["problems"].as_array().unwrap();
+    assert!(
+        json["error"]["message"].is_string()
+            || (!problems.is_empty() && problems[0]["location"].is_string()),
+        "{json}"
+    );
 }
 
 #[test]
