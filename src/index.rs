@@ -139,11 +139,13 @@ impl Index {
     /// the whole file (about 40 ms for a 67 MB index). A damaged file gets [`Error::Corrupt`].
     ///
     /// Use it for a file of unknown provenance (copied in, restored from a backup, on a disk
-    /// that reported errors) before writing to it: redb 4.4 can **abort the process** — a panic
-    /// while unwinding from a panic, which no `catch_unwind` stops — when a commit meets damage
-    /// in redb's own bookkeeping tables, and only this check finds such damage beforehand.
-    /// (Crashes and kills do not damage a file; redb's commits are atomic.) When redb's check
-    /// finds the allocator state inconsistent but repairable, it repairs it in place.
+    /// that reported errors): redb 4.4 can **abort the process** — a panic while unwinding
+    /// from a panic, which no `catch_unwind` stops — when it commits into damage in its own
+    /// bookkeeping tables, and it commits even when a handle that wrote nothing closes. Only
+    /// this check finds such damage beforehand; it is reported as [`Error::Corrupt`] with the
+    /// location `"file pages"`, and such a file must not be opened with [`open`](Index::open).
+    /// (Crashes and kills do not damage a file: redb's commits are atomic.) When redb's check
+    /// finds its allocator state inconsistent but repairable, it repairs it in place.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;

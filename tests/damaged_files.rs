@@ -1,6 +1,8 @@
 //! A valid index file with random bits flipped: opening and using it (search, get, insert,
 //! remove, verify) gives `Err`s or keeps working, but never a panic out of the API, a hang or
-//! undefined behaviour. `HNSWDB_DAMAGE_TRIALS` raises the number of damaged files (default 200);
+//! undefined behaviour. Each file first goes through `Index::open_checked`: one refused for
+//! damage in redb's own pages is not used further, as its docs require (redb 4.4 can abort
+//! the process on such a file). `HNSWDB_DAMAGE_TRIALS` raises the number of damaged files (default 200);
 //! `HNSWDB_SEED` reproduces a run.
 
 mod common;
@@ -19,6 +21,14 @@ fn trials() -> u64 {
 
 /// Opens `path` and exercises it; returns how far it got.
 fn exercise(path: &std::path::Path, vectors: &[Vec<f32>]) -> &'static str {
+    // redb 4.4 can abort the process when it commits (also when a handle closes) into damage in
+    // its own tables, and only its full check finds that: `Index::open_checked` documents that
+    // such a file must not be used at all.
+    if let Err(Error::Corrupt { location, .. }) = Index::open_checked(path) {
+        if location == "file pages" {
+            return "refused by redb's full check";
+        }
+    }
     let Ok(index) = Index::open(path) else {
         return "open refused";
     };
@@ -28,16 +38,6 @@ fn exercise(path: &std::path::Path, vectors: &[Vec<f32>]) -> &'static str {
     }
     let _ = index.keys();
     let verified = index.verify();
-    drop(index);
-    // Writes need a checked file: redb can abort the process on a commit into damage in its own
-    // tables (`Index::open_checked`).
-    let Ok(index) = Index::open_checked(path) else {
-        return if verified.is_ok() {
-            "opened, verified clean, full check refused"
-        } else {
-            "opened, verify reported damage"
-        };
-    };
     let wrote = index.insert(10_000, &vectors[0]);
     // redb panicked inside the write: the handle must refuse every later write.
     let poisoned = matches!(&wrote, Err(Error::Corrupt { location, .. })
