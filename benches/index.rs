@@ -75,8 +75,7 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("search");
     for (cache, bytes) in [("cached", 1u64 << 30), ("uncached", 0)] {
-        let index =
-            Index::open_or_create(&built, options(Durability::Immediate, bytes)).unwrap();
+        let index = Index::open_or_create(&built, options(Durability::Immediate, bytes)).unwrap();
         for ef in [16, 64, 256] {
             let params = SearchParams::new(10).ef(ef);
             let mut next = data.queries.iter().cycle();
