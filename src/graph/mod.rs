@@ -11,6 +11,7 @@ mod check;
 mod insert;
 mod level;
 mod memory;
+mod parallel;
 mod remove;
 mod scratch;
 mod search;
@@ -23,6 +24,7 @@ pub(crate) use insert::insert;
 pub(crate) use level::level_for;
 #[cfg(test)]
 pub(crate) use memory::MemoryGraph;
+pub(crate) use parallel::{link_parallel, repair_parents, Frozen};
 pub(crate) use remove::remove;
 pub(crate) use scratch::Scratch;
 pub(crate) use search::search;
@@ -87,6 +89,30 @@ pub(crate) trait GraphWrite: GraphRead {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()>;
     /// Replaces the list of `id` on `layer` with `list` (no duplicates, no `id`, within bounds).
     fn set_neighbours(&mut self, id: NodeId, layer: u8, list: &[NodeId]) -> Result<()>;
+    /// Read-modify-write of one list, atomic under concurrent writers: `buf` receives the list
+    /// of `id` on `layer`, `update` edits it in place and returns whether the list is to be
+    /// replaced by it (as by [`set_neighbours`](GraphWrite::set_neighbours)). A concurrent
+    /// graph may run `update` more than once, each time on the list as it then is.
+    ///
+    /// Invariant: `update` reads distances, levels and `linked_from`, but no list (a concurrent
+    /// graph refuses that with an error), and starts from a clean slate on each run.
+    fn update_neighbours<F>(
+        &mut self,
+        id: NodeId,
+        layer: u8,
+        buf: &mut Vec<NodeId>,
+        mut update: F,
+    ) -> Result<()>
+    where
+        Self: Sized,
+        F: FnMut(&Self, &mut Vec<NodeId>) -> Result<bool>,
+    {
+        self.neighbours(id, layer, buf)?;
+        if update(self, buf)? {
+            self.set_neighbours(id, layer, buf)?;
+        }
+        Ok(())
+    }
     /// Sets the entry point.
     fn set_entry_point(&mut self, entry: Option<EntryPoint>);
     /// A live node other than `except` of the highest level, ties to the smallest id; `None`
