@@ -315,16 +315,16 @@ impl Index {
     }
 
     /// Inserts (upserts) every `(key, vector)` in one transaction: all of them or, on any error,
-    /// none.
+    /// none. A key repeated in `items` ends up with its last vector. A batch of a few hundred
+    /// keys or more is linked on [`Options::build_threads`] threads; see
+    /// [`WriteTxn::insert_batch`].
     pub fn insert_batch<I, V>(&self, items: I) -> Result<()>
     where
         I: IntoIterator<Item = (u64, V)>,
         V: AsRef<[f32]>,
     {
         let mut tx = self.write()?;
-        for (key, vector) in items {
-            tx.insert(key, vector.as_ref())?;
-        }
+        tx.insert_batch(items)?;
         tx.commit()
     }
 
@@ -633,6 +633,7 @@ fn unpack_header(header: &Header) -> Result<(Options, Counters)> {
         durability,
         quick_repair: header.quick_repair,
         cache_bytes: header.cache_bytes,
+        build_threads: 0,
     };
     options
         .validate()

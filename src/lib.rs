@@ -11,6 +11,7 @@
 //! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod build;
 mod cache;
 mod distance;
 mod error;

@@ -81,7 +81,9 @@ pub const EVENTUAL_CHECKPOINT_MS: u64 = 1000;
 /// The structural settings (`dim`, `metric`, `m`, `ef_construction`, `seed`) are fixed when the
 /// index is created and stored in its file. The others (`ef_search`, `durability`,
 /// `quick_repair`, `cache_bytes`) are stored too, and may be changed when the index is opened
-/// with [`Index::open_or_create`](crate::Index::open_or_create).
+/// with [`Index::open_or_create`](crate::Index::open_or_create). `build_threads` belongs to the
+/// process, not the file: it is never stored, and [`Index::open`](crate::Index::open) uses the
+/// default.
 ///
 /// ```
 /// use hnswdb::{Durability, Metric, Options};
@@ -100,6 +102,8 @@ pub struct Options {
     pub(crate) durability: Durability,
     pub(crate) quick_repair: bool,
     pub(crate) cache_bytes: u64,
+    /// Threads of a batch insert; 0 means `available_parallelism`. Not stored in the file.
+    pub(crate) build_threads: usize,
 }
 
 /// Largest accepted dimension.
@@ -112,7 +116,8 @@ pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 impl Options {
     /// Options for `dim`-dimensional vectors, with the defaults: [`Metric::Cosine`], `m` 16
     /// (layer 0 holds `2*m` = 32 neighbours), `ef_construction` 200, `ef_search` 64, seed 0,
-    /// [`Durability::Immediate`], quick-repair on, and a layer-0 cache of up to 1 GiB.
+    /// [`Durability::Immediate`], quick-repair on, a layer-0 cache of up to 1 GiB, and batch
+    /// inserts on as many threads as [`std::thread::available_parallelism`] says.
     pub fn new(dim: usize) -> Options {
         Options {
             dim,
@@ -124,6 +129,7 @@ impl Options {
             durability: Durability::Immediate,
             quick_repair: true,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            build_threads: 0,
         }
     }
 
@@ -178,6 +184,19 @@ impl Options {
         self
     }
 
+    /// Threads that link the vectors of one [`insert_batch`](crate::Index::insert_batch); 0 (the
+    /// default) means [`std::thread::available_parallelism`].
+    ///
+    /// With 1, a batch is inserted one vector after another, exactly as by repeated
+    /// [`insert`](crate::WriteTxn::insert): the graph is a pure function of the seed and the
+    /// operations. With more, the threads race for the same neighbour lists, so the graph (not
+    /// its quality) varies from run to run: a parallel build is not bit-reproducible. Small
+    /// batches are always inserted serially. The setting is not stored in the file.
+    pub fn build_threads(mut self, threads: usize) -> Options {
+        self.build_threads = threads;
+        self
+    }
+
     /// The vector dimension.
     pub fn get_dim(&self) -> usize {
         self.dim
@@ -217,6 +236,14 @@ impl Options {
     /// The layer-0 cache budget in bytes.
     pub fn get_cache_bytes(&self) -> u64 {
         self.cache_bytes
+    }
+
+    /// The threads of a batch insert, 0 resolved to the available parallelism.
+    pub fn get_build_threads(&self) -> usize {
+        match self.build_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// Checks every setting; the error names the first one out of range.

@@ -2,6 +2,7 @@
 
 use std::sync::MutexGuard;
 
+use crate::build;
 use crate::error::{Error, Result};
 use crate::graph::{self, Scratch};
 use crate::index::{Index, WriterState};
@@ -70,6 +71,43 @@ impl<'a> WriteTxn<'a> {
         let options = self.index.options();
         options.metric.validate(options.dim, vector)?;
         self.apply(|tx| tx.insert_valid(key, vector))
+    }
+
+    /// Inserts (upserts) every `(key, vector)` of `rows`; a key repeated in `rows` ends up with
+    /// its last vector. Every vector is checked before anything changes, so a rejected one
+    /// leaves the transaction as it was, and usable. A batch of a few hundred keys or more is
+    /// linked on [`Options::build_threads`](crate::Options::build_threads) threads.
+    pub fn insert_batch<I, V>(&mut self, rows: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (u64, V)>,
+        V: AsRef<[f32]>,
+    {
+        let index = self.index;
+        let options = index.options();
+        let owned: Vec<(u64, V)> = rows.into_iter().collect();
+        let rows: Vec<(u64, &[f32])> = owned.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        for &(_, vector) in &rows {
+            options.metric.validate(options.dim, vector)?;
+        }
+        let unique = build::last_of_each_key(&rows);
+        if !build::parallel(options, unique.len()) {
+            for &(key, vector) in &rows {
+                self.apply(|tx| tx.insert_valid(key, vector))?;
+            }
+            return Ok(());
+        }
+        self.apply(|tx| {
+            let tables = WriteTables::open(&tx.txn)?;
+            let params = index.params();
+            build::insert_parallel(
+                &mut tx.work,
+                &tables,
+                options,
+                &params,
+                &mut tx.scratch,
+                &unique,
+            )
+        })
     }
 
     /// Removes `key`; returns whether it was present. Every list that pointed at it is repaired.

@@ -11,7 +11,7 @@ use redb::ReadableTable;
 
 use crate::cache::{NodeSlot, Snapshot, UpperNode};
 use crate::error::{Error, Result};
-use crate::graph::{EntryPoint, GraphRead, GraphWrite, NodeId};
+use crate::graph::{EntryPoint, Frozen, GraphRead, GraphWrite, NodeId};
 use crate::options::Metric;
 use crate::store::{ReadTables, WriteTables};
 
@@ -255,6 +255,11 @@ impl Work {
                 self.overlay.links0.insert(id, Vec::new());
             }
         }
+        // Nothing links to a new node yet (a recycled id was unlinked when it was freed), so
+        // its reverse lists start empty here instead of being read from the file on first use.
+        for layer in 0..=level {
+            self.reverse.entry(list_key(id, layer)).or_default();
+        }
         self.new_vectors.insert(id, vector.to_vec());
         self.dirty_nodes.insert(id);
         self.keys.insert(key, Some(id));
@@ -410,5 +415,48 @@ impl GraphWrite for WorkGraph<'_, '_> {
             }
         }
         Ok(best)
+    }
+}
+
+/// A write transaction's working state, read-only and shared by the threads of a parallel
+/// build (the [`Frozen`] base of `graph::link_parallel`).
+///
+/// What the cache and the overlay do not hold is read through the snapshot's own read
+/// transaction instead of the write transaction (whose tables cannot be shared between
+/// threads). Invariant: the two hold the same rows, because a write transaction changes only
+/// the [`Work`] until its commit's flush, and its snapshot is the last committed state.
+pub(crate) struct WorkView<'a> {
+    pub work: &'a Work,
+    pub metric: Metric,
+}
+
+impl WorkView<'_> {
+    #[inline]
+    fn reader(
+        &self,
+    ) -> Reader<'_, redb::ReadOnlyTable<u64, u64>, redb::ReadOnlyTable<u64, &'static [u8]>> {
+        Reader {
+            snap: &self.work.snap,
+            overlay: Some(&self.work.overlay),
+            tables: &self.work.snap.tables,
+            metric: self.metric,
+        }
+    }
+}
+
+impl GraphRead for WorkView<'_> {
+    delegate_graph_read!();
+}
+
+impl Frozen for WorkView<'_> {
+    fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+        match self.work.reverse.get(&list_key(id, layer)) {
+            Some(list) => {
+                out.clear();
+                out.extend_from_slice(list);
+                Ok(())
+            }
+            None => self.work.snap.tables.reverse_into(id, layer, out),
+        }
     }
 }
