@@ -267,16 +267,25 @@ fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) ->
                 tables.delete_node(id)?;
             }
         }
-        for (&key, &id) in &work.keys {
+        // In key order: neighbouring B-tree inserts touch the same pages (the flush of one
+        // bigann10k batch went from 55–85 ms in hash order to 40–46 ms).
+        let mut keys: Vec<(u64, Option<graph::NodeId>)> =
+            work.keys.iter().map(|(&k, &id)| (k, id)).collect();
+        keys.sort_unstable_by_key(|&(k, _)| k);
+        for (key, id) in keys {
             tables.put_key(key, id)?;
         }
+        let mut dirty: Vec<u64> = work.dirty_lists.iter().copied().collect();
+        dirty.sort_unstable();
         let mut list = Vec::new();
-        for &key in &work.dirty_lists {
+        for key in dirty {
             let (id, layer) = ((key >> 8) as graph::NodeId, (key & 0xff) as u8);
             work.list_into(&tables, id, layer, options.metric, &mut list)?;
             tables.put_list(false, id, layer, &list)?;
         }
-        for (&key, list) in &work.reverse {
+        let mut reverse: Vec<(&u64, &Vec<graph::NodeId>)> = work.reverse.iter().collect();
+        reverse.sort_unstable_by_key(|&(&k, _)| k);
+        for (&key, list) in reverse {
             let (id, layer) = ((key >> 8) as graph::NodeId, (key & 0xff) as u8);
             tables.put_list(true, id, layer, list)?;
         }
