@@ -216,8 +216,13 @@ impl Index {
         if stored.seed != options.seed {
             return mismatch("seed", stored.seed.to_string(), options.seed.to_string());
         }
-        if index.options != options {
-            index.options = options;
+        // `build_threads` belongs to this process, not the file: a change of it alone writes
+        // nothing.
+        let mut stored_part = options.clone();
+        stored_part.build_threads = index.options.build_threads;
+        let changed = stored_part != index.options;
+        index.options = options;
+        if changed {
             index.write()?.commit()?;
             let mut snap = (*index.snapshot()).clone();
             snap.fit_budget(index.options.cache_bytes);
