@@ -15,15 +15,11 @@ use crate::error::Context;
 use crate::report::{self, bytes, duration, thousands, SearchPoint};
 use crate::search::{check_truth, evaluate};
 use crate::vecio::{self, Vectors};
-use crate::{BenchArgs, CliError};
+use crate::{BenchArgs, CacheArg, CliError};
 
 /// Default size of the generated data set: sized so the whole run takes about a minute on two
 /// cores in release mode.
 pub const DEFAULT_N: u64 = 50_000;
-
-/// Rows per committed transaction while building. Larger than `build`'s default: each commit
-/// rewrites every neighbour list its inserts touched, so fewer, larger commits build faster.
-const BATCH: usize = 5000;
 
 /// Each ef setting is measured this many times; the fastest run is reported.
 const RUNS: usize = 3;
@@ -50,7 +46,20 @@ struct BenchJson {
     m: usize,
     ef_construction: usize,
     build_seconds: f64,
+    build_threads: usize,
     file_bytes: u64,
+    /// One sweep per layer-0 cache setting.
+    sweeps: Vec<CacheSweep>,
+    /// Peak resident memory of the whole bench process (data set and ground truth included),
+    /// where the OS reports it.
+    peak_rss_bytes: Option<u64>,
+}
+
+/// A reopen and an `ef` sweep under one layer-0 cache setting.
+#[derive(Serialize)]
+struct CacheSweep {
+    /// `"on"` (all of layer 0 in memory) or `"off"` (layer 0 read from the file).
+    cache: &'static str,
     open_ms: f64,
     first_query_ms: f64,
     sweep: Vec<SearchPoint>,
@@ -82,19 +91,23 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     let options = Options::new(dim)
         .metric(data.metric)
         .m(args.m)
-        .ef_construction(args.ef_construction);
-    let index = Index::create(&path, options).context("cannot create the index")?;
+        .ef_construction(args.ef_construction)
+        .build_threads(args.threads);
+    let index = Index::create(&path, options.clone()).context("cannot create the index")?;
     let keys: Vec<u64> = (0..n as u64).collect();
     let rows: Vec<usize> = (0..n).collect();
-    let build_time = insert_rows(&index, &data.base, &keys, &rows, BATCH)?;
+    let batch = if args.batch == 0 { n } else { args.batch };
+    let build_time = insert_rows(&index, &data.base, &keys, &rows, batch)?;
+    let threads = options.get_build_threads();
     writeln!(
         out,
-        "build     {}  ({} vectors/s on one writer; m {}, ef_construction {}, {} per transaction)",
+        "build     {}  ({} vectors/s; m {}, ef_construction {}, {} per transaction, {threads} \
+         threads, durable commits)",
         duration(build_time),
         thousands((n as f64 / build_time.as_secs_f64().max(1e-9)).round() as u64),
         args.m,
         args.ef_construction,
-        thousands(BATCH as u64)
+        thousands(batch as u64)
     )?;
     drop(index);
     let file_bytes = fs::metadata(&path)
@@ -108,21 +121,97 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         dim * 4
     )?;
 
+    let caches: &[(&'static str, u64)] = match args.cache {
+        CacheArg::On => &[("on", CACHE_ALL)],
+        CacheArg::Off => &[("off", 0)],
+        CacheArg::Both => &[("on", CACHE_ALL), ("off", 0)],
+    };
+    let mut sweeps = Vec::new();
+    for &(cache, budget) in caches {
+        sweeps.push(sweep_with_cache(
+            &path, &options, cache, budget, &data, k, args, &mut out,
+        )?);
+    }
+
+    let peak_rss = peak_rss_bytes();
+    if let Some(peak) = peak_rss {
+        writeln!(
+            out,
+            "\nmemory    peak RSS {} (the whole bench process: data set and ground truth included)",
+            bytes(peak)
+        )?;
+    }
+    let plot = out_dir.join("recall-vs-qps.svg");
+    let title = format!(
+        "hnswdb: {} × {} ({}), m {}, ef_construction {}",
+        thousands(n as u64),
+        dim,
+        data.metric,
+        args.m,
+        args.ef_construction
+    );
+    let series: Vec<(String, &[SearchPoint])> = sweeps
+        .iter()
+        .map(|s| (format!("layer-0 cache {}", s.cache), s.sweep.as_slice()))
+        .collect();
+    report::plot_recall_qps(&plot, &title, &series)?;
+    let results = out_dir.join("bench.json");
+    let json = BenchJson {
+        data: data.description.clone(),
+        vectors: n,
+        dim,
+        queries: data.queries.len(),
+        metric: data.metric.to_string(),
+        m: args.m,
+        ef_construction: args.ef_construction,
+        build_seconds: build_time.as_secs_f64(),
+        build_threads: threads,
+        file_bytes,
+        sweeps,
+        peak_rss_bytes: peak_rss,
+    };
+    let text = serde_json::to_string_pretty(&json).map_err(io::Error::from)?;
+    fs::write(&results, text + "\n").map_err(|e| CliError::io(&results, e))?;
+    writeln!(out, "\nplot      {}", plot.display())?;
+    writeln!(out, "results   {}", results.display())?;
+    Ok(())
+}
+
+/// A cache budget that holds all of layer 0.
+const CACHE_ALL: u64 = u64::MAX / 2;
+
+/// Reopens the index at `path` with the layer-0 cache `budget`, times the open and the first
+/// query, then sweeps `ef`, best of [`RUNS`] per setting.
+#[allow(clippy::too_many_arguments)]
+fn sweep_with_cache(
+    path: &Path,
+    options: &Options,
+    cache: &'static str,
+    budget: u64,
+    data: &Dataset,
+    k: usize,
+    args: &BenchArgs,
+    out: &mut impl Write,
+) -> Result<CacheSweep, CliError> {
+    // Stores the budget in the file, so that a plain open uses it.
+    drop(Index::open_or_create(
+        path,
+        options.clone().cache_bytes(budget),
+    )?);
     let start = Instant::now();
-    let index = Index::open(&path).context("cannot reopen the index")?;
+    let index = Index::open(path).context("cannot reopen the index")?;
     let open_time = start.elapsed();
     index.search(data.queries.row(0), k)?;
     let first_query = start.elapsed() - open_time;
     writeln!(
         out,
-        "open      {} to reopen the file and load its cache, then {} for the first query",
+        "\nlayer-0 cache {cache}: {} to open the file, then {} for the first query",
         duration(open_time),
         duration(first_query)
     )?;
-
     writeln!(
         out,
-        "\nsearch: {} queries, one thread, one query per call, best of {RUNS} runs; \
+        "search: {} queries, one thread, one query per call, best of {RUNS} runs; \
          recall against exact search",
         thousands(data.queries.len() as u64)
     )?;
@@ -142,37 +231,20 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         out.flush()?;
         sweep.push(point);
     }
-
-    let plot = out_dir.join("recall-vs-qps.svg");
-    let title = format!(
-        "hnswdb: {} × {} ({}), m {}, ef_construction {}",
-        thousands(n as u64),
-        dim,
-        data.metric,
-        args.m,
-        args.ef_construction
-    );
-    report::plot_recall_qps(&plot, &title, &sweep)?;
-    let results = out_dir.join("bench.json");
-    let json = BenchJson {
-        data: data.description.clone(),
-        vectors: n,
-        dim,
-        queries: data.queries.len(),
-        metric: data.metric.to_string(),
-        m: args.m,
-        ef_construction: args.ef_construction,
-        build_seconds: build_time.as_secs_f64(),
-        file_bytes,
+    Ok(CacheSweep {
+        cache,
         open_ms: ms(open_time),
         first_query_ms: ms(first_query),
         sweep,
-    };
-    let text = serde_json::to_string_pretty(&json).map_err(io::Error::from)?;
-    fs::write(&results, text + "\n").map_err(|e| CliError::io(&results, e))?;
-    writeln!(out, "\nplot      {}", plot.display())?;
-    writeln!(out, "results   {}", results.display())?;
-    Ok(())
+    })
+}
+
+/// Peak resident memory of this process (`VmHWM`), where the OS reports it (Linux).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Writes the data set as `base.fvecs`, `query.fvecs` and `gt.ivecs` into `dir`.

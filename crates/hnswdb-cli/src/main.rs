@@ -56,6 +56,17 @@ enum Command {
     Import(ImportArgs),
 }
 
+/// Which layer-0 cache settings `bench` sweeps.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CacheArg {
+    /// The whole layer 0 in memory.
+    On,
+    /// No layer-0 cache: layer 0 read from the file, zero-copy.
+    Off,
+    /// On, then off.
+    Both,
+}
+
 /// The distance metric, as named on the command line.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MetricArg {
@@ -169,6 +180,16 @@ pub(crate) struct BenchArgs {
     /// The ef values to sweep, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256", value_parser = clap::value_parser!(u64).range(1..))]
     pub ef: Vec<u64>,
+    /// Rows per committed transaction while building; 0 builds in one transaction
+    #[arg(long, default_value_t = 0)]
+    pub batch: usize,
+    /// Threads of the batch build; 0 uses every core
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Layer-0 cache for the sweep: on (all of it in memory), off (layer 0 read from the file),
+    /// or both, one after the other
+    #[arg(long, value_enum, default_value_t = CacheArg::Both)]
+    pub cache: CacheArg,
 }
 
 /// Arguments of `hnswdb stats`.

@@ -147,16 +147,23 @@ pub fn sweep_line(p: &SearchPoint) -> String {
     )
 }
 
-/// Draws queries/s against recall, one labelled point per ef, into an SVG file.
-pub fn plot_recall_qps(path: &Path, title: &str, points: &[SearchPoint]) -> Result<(), CliError> {
+/// Draws recall (x) against queries/s (y) into an SVG at `path`: one line per named series, each
+/// point labelled with its `ef`.
+pub fn plot_recall_qps<S: AsRef<str>>(
+    path: &Path,
+    title: &str,
+    series: &[(S, &[SearchPoint])],
+) -> Result<(), CliError> {
     let fail = |e: String| CliError::new(format!("cannot draw {}: {e}", path.display()));
-    if points.is_empty() {
+    let all = || series.iter().flat_map(|(_, points)| points.iter());
+    let Some(first) = all().next() else {
         return Err(fail("no points to plot".into()));
-    }
-    let min_recall = points.iter().map(|p| p.recall).fold(1.0, f64::min);
+    };
+    let k = first.k;
+    let min_recall = all().map(|p| p.recall).fold(1.0, f64::min);
     let x_lo = ((min_recall - 0.05).max(0.0) * 20.0).floor() / 20.0;
-    let y_hi = points.iter().map(|p| p.qps).fold(1.0, f64::max) * 1.15;
-    let k = points[0].k;
+    let y_hi = all().map(|p| p.qps).fold(1.0, f64::max) * 1.15;
+    const COLOURS: [RGBColor; 4] = [BLUE, RED, GREEN, MAGENTA];
 
     let root = SVGBackend::new(path, (800, 560)).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
@@ -175,18 +182,29 @@ pub fn plot_recall_qps(path: &Path, title: &str, points: &[SearchPoint]) -> Resu
             .x_label_formatter(&|x| format!("{x:.2}"))
             .y_label_formatter(&|y| thousands(y.round() as u64))
             .draw()?;
-        let series: Vec<(f64, f64)> = points.iter().map(|p| (p.recall, p.qps)).collect();
-        chart.draw_series(LineSeries::new(series.clone(), BLUE.stroke_width(2)))?;
         // Labels sit left of their points: the high-ef points crowd against recall 1.
         let label = ("sans-serif", 13)
             .into_font()
             .color(&BLACK)
             .pos(Pos::new(HPos::Right, VPos::Center));
-        chart.draw_series(series.iter().zip(points).map(|(&(x, y), p)| {
-            EmptyElement::at((x, y))
-                + Circle::new((0, 0), 4, BLUE.filled())
-                + Text::new(format!("ef {}", p.ef), (-8, 0), label.clone())
-        }))?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            let line: Vec<(f64, f64)> = points.iter().map(|p| (p.recall, p.qps)).collect();
+            chart
+                .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))?
+                .label(name.as_ref())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour));
+            chart.draw_series(line.iter().zip(points.iter()).map(|(&(x, y), p)| {
+                EmptyElement::at((x, y))
+                    + Circle::new((0, 0), 4, colour.filled())
+                    + Text::new(format!("ef {}", p.ef), (-8, 0), label.clone())
+            }))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         root.present()?;
         Ok(())
     };
@@ -227,7 +245,7 @@ mod tests {
                     p99_us: 2.0,
                 })
                 .collect();
-        plot_recall_qps(&path, "test", &points).unwrap();
+        plot_recall_qps(&path, "test", &[("cache on", points.as_slice())]).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("ef 256"), "{svg}");
     }

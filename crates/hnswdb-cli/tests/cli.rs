@@ -741,8 +741,18 @@ fn bench_runs_small_and_draws_a_plot() {
     assert!(svg.contains("<svg") && svg.contains("ef 64"));
     let json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.path().join("bench.json")).unwrap()).unwrap();
-    assert_eq!(json["sweep"].as_array().unwrap().len(), 2);
-    assert!(json["sweep"][1]["recall"].as_f64().unwrap() > 0.9);
+    // One sweep with the layer-0 cache on, one with it off: the same answers.
+    let sweeps = json["sweeps"].as_array().unwrap();
+    assert_eq!(sweeps.len(), 2);
+    for sweep in sweeps {
+        assert_eq!(sweep["sweep"].as_array().unwrap().len(), 2);
+        assert!(sweep["sweep"][1]["recall"].as_f64().unwrap() > 0.9);
+    }
+    assert_eq!(
+        sweeps[0]["sweep"][1]["recall"], sweeps[1]["sweep"][1]["recall"],
+        "the cache changed the answers"
+    );
+    assert!(svg.contains("layer-0 cache off"));
 
     // The saved data set runs through `bench --input` with its truth file.
     hnswdb()
