@@ -106,6 +106,8 @@ pub(crate) struct Scratch {
     pub(super) kept: Vec<Near>,
     pub(super) list: Vec<NodeId>,
     pub(super) ids: Vec<NodeId>,
+    /// The id buffers of a removal.
+    pub(super) removal: super::remove::Buffers,
 }
 
 impl Scratch {
