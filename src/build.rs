@@ -71,7 +71,7 @@ pub(crate) fn insert_parallel(
         };
         if let Some(old) = old {
             graph::remove(&mut g, old, params, scratch)?;
-            g.work.delete_node(old);
+            g.work.delete_node(tables, old)?;
         }
     }
     let mut staged: Vec<(NodeId, u8, Vec<f32>)> = Vec::with_capacity(rows.len());

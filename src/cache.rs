@@ -1,19 +1,36 @@
 //! The in-memory side of an index: an immutable [`Snapshot`] per commit.
 //!
-//! Upper layers (nodes of level ≥ 1: vector and lists) are always held. Layer 0 is held within
-//! the byte budget, vectors first: with the budget exceeded, the layer-0 lists and then the
-//! layer-0 vectors are read from the file instead (zero-copy), through the snapshot's own read
-//! transaction, so cache and file always show the same committed state.
+//! Upper layers (nodes of level ≥ 1: vector and lists) and the node slots (key, level) are held
+//! once loaded. Layer 0 is held within the byte budget, vectors first: with the budget exceeded,
+//! the layer-0 lists and then the layer-0 vectors are read from the file instead (zero-copy),
+//! through the snapshot's own read transaction, so cache and file always show the same
+//! committed state.
+//!
+//! Every cached part may be absent, and then is read from that same transaction: a node slot
+//! from the nodes table (no row: not live), an upper node's vector and lists from the vectors
+//! and links tables. This is what makes an open fast: `Index::open` publishes a snapshot with
+//! no part loaded (the header and the free ids only) and loads the parts in the background
+//! (`crate::load`), in the order they pay off: node slots and upper layers, then layer-0
+//! vectors, then layer-0 lists. Invariant: the parts are present in that order only (lists ⇒
+//! vectors ⇒ upper layers ⇒ node slots), so a write transaction on a snapshot without upper
+//! layers keeps every layer-0 change in its overlay too.
+//!
+//! A part is loaded at one commit and installed at a later one: [`Snapshot::install`] re-reads
+//! from the file whatever the commits in between changed ([`Changes`]), so nothing is lost.
 //!
 //! Arrays are split into chunks of [`CHUNK`] ids behind `Arc`s: a writer clones the snapshot
 //! (one refcount per chunk), changes only the chunks it touches (copy-on-write), and publishes
 //! the result; searches on the old snapshot are not disturbed and never wait.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::graph::{EntryPoint, NodeId};
-use crate::store::ReadTables;
+use redb::ReadableTable;
+
+use crate::error::{Error, Result};
+use crate::graph::{EntryPoint, NodeId, MAX_LEVEL};
+use crate::store::{ReadTables, Tables};
 
 /// log2 of the ids per chunk.
 const CHUNK_BITS: u32 = 6;
@@ -89,28 +106,62 @@ pub(crate) struct Counters {
 #[derive(Clone)]
 pub(crate) struct Snapshot {
     pub counters: Counters,
-    pub nodes: Chunked<NodeSlot>,
-    pub upper: Chunked<Option<Arc<UpperNode>>>,
-    /// Layer-0 vectors in search form, when within the budget.
+    /// Node slots, once loaded (else read from `tables`).
+    pub nodes: Option<Chunked<NodeSlot>>,
+    /// Upper-layer nodes, once loaded (else read from `tables`).
+    pub upper: Option<Chunked<Option<Arc<UpperNode>>>>,
+    /// Layer-0 vectors in search form, when loaded and within the budget.
     pub vectors: Option<Chunked<f32>>,
-    /// Layer-0 lists, `m0 + 1` wide (count, then ids), when within the budget.
+    /// Layer-0 lists, `m0 + 1` wide (count, then ids), when loaded and within the budget.
     pub links0: Option<Chunked<u32>>,
     pub free: Arc<BTreeSet<NodeId>>,
     /// The file at exactly this state, for what the cache does not hold.
     pub tables: Arc<ReadTables>,
 }
 
+/// The slot of `id` as `tables` store it: a dead default without a row or beyond `next_id`.
+pub(crate) fn file_slot<K, B>(tables: &Tables<K, B>, id: NodeId, next_id: u32) -> Result<NodeSlot>
+where
+    K: ReadableTable<u64, u64>,
+    B: ReadableTable<u64, &'static [u8]>,
+{
+    if id >= next_id {
+        return Ok(NodeSlot::default());
+    }
+    match tables.node_record(id)? {
+        None => Ok(NodeSlot::default()),
+        Some(record) if record.level > MAX_LEVEL => Err(Error::corrupt(
+            format!("level {} too high", record.level),
+            format!("nodes[{id}]"),
+        )),
+        Some(record) => Ok(NodeSlot {
+            key: record.key,
+            level: record.level,
+            live: true,
+        }),
+    }
+}
+
 impl Snapshot {
-    /// The slot of `id` (a dead default beyond the end).
+    /// The slot of `id` (a dead default beyond the end), from the file while the node slots
+    /// are not loaded.
     #[inline]
-    pub(crate) fn node(&self, id: NodeId) -> NodeSlot {
-        self.nodes.get(id).map_or(NodeSlot::default(), |s| s[0])
+    pub(crate) fn node(&self, id: NodeId) -> Result<NodeSlot> {
+        match &self.nodes {
+            Some(nodes) => Ok(nodes.get(id).map_or(NodeSlot::default(), |s| s[0])),
+            None => file_slot(&self.tables, id, self.counters.next_id),
+        }
     }
 
-    /// The upper-layer record of `id`, if it has level ≥ 1.
+    /// The upper-layer record of `id`, if it has level ≥ 1 and the upper layers are loaded.
     #[inline]
     pub(crate) fn upper(&self, id: NodeId) -> Option<&UpperNode> {
-        self.upper.get(id).and_then(|s| s[0].as_deref())
+        self.upper.as_ref()?.get(id).and_then(|s| s[0].as_deref())
+    }
+
+    /// Whether the node slots and upper layers are in memory.
+    pub(crate) fn upper_loaded(&self) -> bool {
+        self.nodes.is_some() && self.upper.is_some()
     }
 
     /// Bytes held by the layer-0 cache.
@@ -128,7 +179,10 @@ impl Snapshot {
                     as u64
             })
             .sum();
-        self.nodes.bytes() + self.upper.bytes() + upper + self.layer0_bytes()
+        self.nodes.as_ref().map_or(0, Chunked::bytes)
+            + self.upper.as_ref().map_or(0, Chunked::bytes)
+            + upper
+            + self.layer0_bytes()
     }
 
     /// Drops the parts of the layer-0 cache that do not fit in `budget` bytes: lists first,
@@ -142,13 +196,33 @@ impl Snapshot {
         }
     }
 
-    /// Live node ids, ascending.
-    pub(crate) fn live_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
-        (0..self.counters.next_id).filter(|&id| self.node(id).live)
+    /// Live node ids, ascending (a scan of the nodes table while the slots are not loaded).
+    pub(crate) fn live_ids(&self) -> Result<Vec<NodeId>> {
+        match &self.nodes {
+            Some(_) => {
+                let mut ids = Vec::with_capacity(self.counters.len as usize);
+                for id in 0..self.counters.next_id {
+                    if self.node(id)?.live {
+                        ids.push(id);
+                    }
+                }
+                Ok(ids)
+            }
+            None => {
+                let mut ids = Vec::with_capacity(self.counters.len as usize);
+                let next_id = self.counters.next_id;
+                self.tables.scan_nodes(|id, _| {
+                    ids.push(in_range(id, next_id, "nodes")?);
+                    Ok(())
+                })?;
+                Ok(ids)
+            }
+        }
     }
 }
 
 /// What [`Snapshot::load`] needs to know of the index.
+#[derive(Clone)]
 pub(crate) struct Shape {
     pub metric: crate::options::Metric,
     pub dim: usize,
@@ -157,132 +231,312 @@ pub(crate) struct Shape {
     pub budget: u64,
 }
 
+impl Shape {
+    /// Bytes of the layer-0 vectors of `next_id` ids.
+    pub(crate) fn vector_bytes(&self, next_id: u32) -> u64 {
+        u64::from(next_id) * self.dim as u64 * 4
+    }
+
+    /// Bytes of the layer-0 lists of `next_id` ids.
+    pub(crate) fn list_bytes(&self, next_id: u32) -> u64 {
+        u64::from(next_id) * (self.m0 as u64 + 1) * 4
+    }
+}
+
+/// A part of a snapshot, loaded from one committed state.
+pub(crate) enum Part {
+    /// Node slots and upper-layer nodes.
+    Upper(Chunked<NodeSlot>, Chunked<Option<Arc<UpperNode>>>),
+    /// Layer-0 vectors.
+    Vectors(Chunked<f32>),
+    /// Layer-0 lists.
+    Links0(Chunked<u32>),
+}
+
+/// What commits changed since a part was loaded: nodes added or removed, and lists as
+/// `id << 8 | layer`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Changes {
+    pub nodes: BTreeSet<NodeId>,
+    pub lists: BTreeSet<u64>,
+}
+
+/// Bails out of a load when `cancel` is set; checked every 1024 rows.
+fn check_cancel(row: u64, cancel: &AtomicBool) -> Result<()> {
+    if row & 1023 == 0 && cancel.load(Ordering::Relaxed) {
+        return Err(cancelled());
+    }
+    Ok(())
+}
+
+/// The error of a load stopped by its cancel flag.
+pub(crate) fn cancelled() -> Error {
+    Error::InvalidOptions {
+        reason: "the background load was cancelled".into(),
+    }
+}
+
+fn in_range(id: u64, next_id: u32, what: &str) -> Result<NodeId> {
+    NodeId::try_from(id)
+        .ok()
+        .filter(|&id| id < next_id)
+        .ok_or_else(|| {
+            Error::corrupt(
+                format!("node id {id} is not below next_id {next_id}"),
+                what.to_string(),
+            )
+        })
+}
+
 impl Snapshot {
-    /// Loads the state committed in `txn`: node slots and upper layers always, layer 0 within
+    /// The state committed in `txn` with no part loaded: the free ids only.
+    pub(crate) fn unloaded(txn: &redb::ReadTransaction, counters: Counters) -> Result<Snapshot> {
+        let tables = ReadTables::open(txn)?;
+        let free = crate::store::read_free_ids(txn)?
+            .into_iter()
+            .map(|id| in_range(id, counters.next_id, "free_ids"))
+            .collect::<Result<BTreeSet<_>>>()?;
+        Ok(Snapshot {
+            counters,
+            nodes: None,
+            upper: None,
+            vectors: None,
+            links0: None,
+            free: Arc::new(free),
+            tables: Arc::new(tables),
+        })
+    }
+
+    /// Loads the state committed in `txn` at once: node slots and upper layers, layer 0 within
     /// the budget. Everything read is validated; damage is `Error::Corrupt`.
     pub(crate) fn load(
         txn: &redb::ReadTransaction,
         counters: Counters,
         shape: &Shape,
-    ) -> crate::error::Result<Snapshot> {
-        use crate::error::Error;
-        use crate::graph::MAX_LEVEL;
-
-        let tables = crate::store::ReadTables::open(txn)?;
-        let next_id = counters.next_id;
-        let in_range = |id: u64, what: &str| -> crate::error::Result<NodeId> {
-            NodeId::try_from(id)
-                .ok()
-                .filter(|&id| id < next_id)
-                .ok_or_else(|| {
-                    Error::corrupt(
-                        format!("node id {id} is not below next_id {next_id}"),
-                        what.to_string(),
-                    )
-                })
-        };
-
-        let mut nodes = Chunked::<NodeSlot>::new(1);
-        let mut upper_ids = Vec::new();
-        tables.scan_nodes(|id, record| {
-            let id = in_range(id, "nodes")?;
-            if record.level > MAX_LEVEL {
-                return Err(Error::corrupt(
-                    format!("level {} too high", record.level),
-                    format!("nodes[{id}]"),
-                ));
+    ) -> Result<Snapshot> {
+        let mut snap = Snapshot::unloaded(txn, counters)?;
+        let never = AtomicBool::new(false);
+        for part in [Stage::Upper, Stage::Vectors, Stage::Links0] {
+            match snap.load_part(part, shape, shape.budget, &never)? {
+                Some(part) => snap.install(part, &Changes::default(), shape)?,
+                None => break,
             }
-            nodes.get_mut(id)[0] = NodeSlot {
-                key: record.key,
-                level: record.level,
-                live: true,
-            };
-            if record.level > 0 {
-                upper_ids.push((id, record.level));
-            }
-            Ok(())
-        })?;
-        if next_id > 0 {
-            nodes.get_mut(next_id - 1);
         }
+        Ok(snap)
+    }
 
-        let mut upper = Chunked::<Option<Arc<UpperNode>>>::new(1);
-        let mut search = Vec::new();
-        for &(id, level) in &upper_ids {
-            tables.vector_with(id, |v| shape.metric.search_form_into(v, &mut search))?;
-            check_dim(&search, shape.dim, id)?;
-            let mut lists = Vec::with_capacity(usize::from(level));
-            for layer in 1..=level {
-                let mut list = Vec::new();
-                tables.links_into(id, layer, &mut list)?;
-                lists.push(list);
-            }
-            upper.get_mut(id)[0] = Some(Arc::new(UpperNode {
-                vector: search.clone().into_boxed_slice(),
-                lists,
-            }));
-        }
-
-        let rows = u64::from(next_id);
-        let vector_bytes = rows * shape.dim as u64 * 4;
-        let list_bytes = rows * (shape.m0 as u64 + 1) * 4;
-        let vectors = if vector_bytes <= shape.budget {
-            let mut vectors = Chunked::<f32>::new(shape.dim);
-            tables.scan_vectors(|id, v| {
-                let id = in_range(id, "vectors")?;
-                shape.metric.search_form_into(v, &mut search);
-                check_dim(&search, shape.dim, id)?;
-                vectors.get_mut(id).copy_from_slice(&search);
-                Ok(())
-            })?;
-            Some(vectors)
-        } else {
-            None
-        };
-        let links0 = if vectors.is_some() && vector_bytes + list_bytes <= shape.budget {
-            let mut links = Chunked::<u32>::new(shape.m0 + 1);
-            if next_id > 0 {
-                links.get_mut(next_id - 1);
-            }
-            tables.scan_lists(false, |id, layer, list| {
-                let id = in_range(id, "links")?;
-                if layer == 0 {
-                    if list.len() > shape.m0 {
+    /// Reads `stage` from this snapshot's file state; `None` when it is over `budget`.
+    pub(crate) fn load_part(
+        &self,
+        stage: Stage,
+        shape: &Shape,
+        budget: u64,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Part>> {
+        let tables = &self.tables;
+        let next_id = self.counters.next_id;
+        match stage {
+            Stage::Upper => {
+                let mut nodes = Chunked::<NodeSlot>::new(1);
+                let mut upper_ids = Vec::new();
+                let mut row = 0u64;
+                tables.scan_nodes(|id, record| {
+                    row += 1;
+                    check_cancel(row, cancel)?;
+                    let id = in_range(id, next_id, "nodes")?;
+                    if record.level > MAX_LEVEL {
                         return Err(Error::corrupt(
-                            "layer-0 list longer than m0",
-                            format!("links[{id}, 0]"),
+                            format!("level {} too high", record.level),
+                            format!("nodes[{id}]"),
                         ));
                     }
-                    let row = links.get_mut(id);
-                    row[0] = list.len() as u32;
-                    row[1..=list.len()].copy_from_slice(list);
+                    nodes.get_mut(id)[0] = NodeSlot {
+                        key: record.key,
+                        level: record.level,
+                        live: true,
+                    };
+                    if record.level > 0 {
+                        upper_ids.push((id, record.level));
+                    }
+                    Ok(())
+                })?;
+                if next_id > 0 {
+                    nodes.get_mut(next_id - 1);
                 }
-                Ok(())
-            })?;
-            Some(links)
-        } else {
-            None
-        };
+                let mut upper = Chunked::<Option<Arc<UpperNode>>>::new(1);
+                for (i, &(id, level)) in upper_ids.iter().enumerate() {
+                    check_cancel(i as u64, cancel)?;
+                    upper.get_mut(id)[0] = Some(Arc::new(read_upper(tables, shape, id, level)?));
+                }
+                Ok(Some(Part::Upper(nodes, upper)))
+            }
+            Stage::Vectors => {
+                if shape.vector_bytes(next_id) > budget {
+                    return Ok(None);
+                }
+                let mut vectors = Chunked::<f32>::new(shape.dim);
+                let mut search = Vec::new();
+                let mut row = 0u64;
+                tables.scan_vectors(|id, v| {
+                    row += 1;
+                    check_cancel(row, cancel)?;
+                    let id = in_range(id, next_id, "vectors")?;
+                    shape.metric.search_form_into(v, &mut search);
+                    check_dim(&search, shape.dim, id)?;
+                    vectors.get_mut(id).copy_from_slice(&search);
+                    Ok(())
+                })?;
+                Ok(Some(Part::Vectors(vectors)))
+            }
+            Stage::Links0 => {
+                if shape.vector_bytes(next_id) + shape.list_bytes(next_id) > budget {
+                    return Ok(None);
+                }
+                let mut links = Chunked::<u32>::new(shape.m0 + 1);
+                if next_id > 0 {
+                    links.get_mut(next_id - 1);
+                }
+                let mut row = 0u64;
+                tables.scan_lists(false, |id, layer, list| {
+                    row += 1;
+                    check_cancel(row, cancel)?;
+                    let id = in_range(id, next_id, "links")?;
+                    if layer == 0 {
+                        set_row(&mut links, shape.m0, id, list)?;
+                    }
+                    Ok(())
+                })?;
+                Ok(Some(Part::Links0(links)))
+            }
+        }
+    }
 
-        let free = crate::store::read_free_ids(txn)?
-            .into_iter()
-            .map(|id| in_range(id, "free_ids"))
-            .collect::<crate::error::Result<BTreeSet<_>>>()?;
-        Ok(Snapshot {
-            counters,
-            nodes,
-            upper,
-            vectors,
-            links0,
-            free: Arc::new(free),
-            tables: Arc::new(tables),
-        })
+    /// Installs `part`, loaded at an earlier committed state, into this one: first re-reads
+    /// from this snapshot's file state every node and list `changes` names (what was committed
+    /// since the part was read). Invariant: the parts before `part` (see the module docs) are
+    /// present; a part out of order is dropped.
+    pub(crate) fn install(&mut self, part: Part, changes: &Changes, shape: &Shape) -> Result<()> {
+        let next_id = self.counters.next_id;
+        let tables = Arc::clone(&self.tables);
+        match part {
+            Part::Upper(mut nodes, mut upper) => {
+                let ids = changes.nodes.iter().copied().chain(
+                    changes
+                        .lists
+                        .iter()
+                        .filter(|&&key| key & 0xff != 0)
+                        .map(|&key| (key >> 8) as NodeId),
+                );
+                for id in ids {
+                    let slot = file_slot(&tables, id, next_id)?;
+                    nodes.get_mut(id)[0] = slot;
+                    let node = if slot.live && slot.level > 0 {
+                        Some(Arc::new(read_upper(&tables, shape, id, slot.level)?))
+                    } else {
+                        None
+                    };
+                    if node.is_some() || upper.get(id).is_some() {
+                        upper.get_mut(id)[0] = node;
+                    }
+                }
+                if next_id > 0 {
+                    nodes.get_mut(next_id - 1);
+                }
+                self.nodes = Some(nodes);
+                self.upper = Some(upper);
+            }
+            Part::Vectors(mut vectors) => {
+                if !self.upper_loaded() {
+                    return Ok(());
+                }
+                let mut search = Vec::new();
+                for &id in &changes.nodes {
+                    if self.node(id)?.live {
+                        tables
+                            .vector_with(id, |v| shape.metric.search_form_into(v, &mut search))?;
+                        check_dim(&search, shape.dim, id)?;
+                        vectors.get_mut(id).copy_from_slice(&search);
+                    }
+                }
+                self.vectors = Some(vectors);
+            }
+            Part::Links0(mut links) => {
+                if self.vectors.is_none() {
+                    return Ok(());
+                }
+                let ids = changes.nodes.iter().copied().chain(
+                    changes
+                        .lists
+                        .iter()
+                        .filter(|&&key| key & 0xff == 0)
+                        .map(|&key| (key >> 8) as NodeId),
+                );
+                let mut list = Vec::new();
+                for id in ids {
+                    tables.links_into(id, 0, &mut list)?;
+                    set_row(&mut links, shape.m0, id, &list)?;
+                }
+                if next_id > 0 {
+                    links.get_mut(next_id - 1);
+                }
+                self.links0 = Some(links);
+            }
+        }
+        Ok(())
     }
 }
 
-fn check_dim(v: &[f32], dim: usize, id: NodeId) -> crate::error::Result<()> {
+/// The parts of a snapshot, in the order they are loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Upper,
+    Vectors,
+    Links0,
+}
+
+/// Reads upper node `id` of `level` ≥ 1 from `tables`.
+fn read_upper<K, B>(
+    tables: &Tables<K, B>,
+    shape: &Shape,
+    id: NodeId,
+    level: u8,
+) -> Result<UpperNode>
+where
+    K: ReadableTable<u64, u64>,
+    B: ReadableTable<u64, &'static [u8]>,
+{
+    let mut search = Vec::new();
+    tables.vector_with(id, |v| shape.metric.search_form_into(v, &mut search))?;
+    check_dim(&search, shape.dim, id)?;
+    let mut lists = Vec::with_capacity(usize::from(level));
+    for layer in 1..=level {
+        let mut list = Vec::new();
+        tables.links_into(id, layer, &mut list)?;
+        lists.push(list);
+    }
+    Ok(UpperNode {
+        vector: search.into_boxed_slice(),
+        lists,
+    })
+}
+
+/// Stores `list` as the layer-0 row of `id`.
+fn set_row(links: &mut Chunked<u32>, m0: usize, id: NodeId, list: &[NodeId]) -> Result<()> {
+    if list.len() > m0 {
+        return Err(Error::corrupt(
+            "layer-0 list longer than m0",
+            format!("links[{id}, 0]"),
+        ));
+    }
+    let row = links.get_mut(id);
+    row[0] = list.len() as u32;
+    row[1..=list.len()].copy_from_slice(list);
+    Ok(())
+}
+
+fn check_dim(v: &[f32], dim: usize, id: NodeId) -> Result<()> {
     if v.len() != dim {
-        return Err(crate::error::Error::corrupt(
+        return Err(Error::corrupt(
             format!("vector has {} dimensions, the index {dim}", v.len()),
             format!("vectors[{id}]"),
         ));

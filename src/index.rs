@@ -9,18 +9,18 @@ use std::time::Instant;
 
 use redb::Database;
 
-use crate::cache::{Counters, Shape, Snapshot};
+use crate::cache::{Changes, Counters, Shape, Snapshot};
 use crate::error::{Error, Result};
 use crate::graph::{self, EntryPoint, NodeId, Params, Scratch};
+use crate::load::{self, Loader, Progress};
 use crate::options::{Durability, Hit, Metric, Options, SearchParams};
 use crate::store::{self, Db, Header};
 use crate::txn::WriteTxn;
 use crate::view::SnapshotGraph;
 
 thread_local! {
-    /// Per-thread search state, reused by every search on this thread.
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
-}
+/// Per-thread search state, reused by every search on this thread.
+static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());}
 
 /// A persistent HNSW index stored in one file.
 ///
@@ -43,10 +43,40 @@ pub struct Index {
     path: PathBuf,
     db: Db,
     options: Options,
-    current: RwLock<Arc<Snapshot>>,
-    writer: Mutex<WriterState>,
+    shared: Arc<Shared>,
+    /// The background load started by `open` (see `crate::load`).
+    loader: Loader,
     /// Set when the storage engine panicked during a write: further writes are refused.
     poisoned: AtomicBool,
+}
+
+/// What the index shares with its background loader.
+pub(crate) struct Shared {
+    current: RwLock<Arc<Snapshot>>,
+    pub writer: Mutex<WriterState>,
+    pub load: Progress,
+}
+
+impl Shared {
+    /// The current committed snapshot.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes `snap` the state every new search sees.
+    pub(crate) fn publish(&self, snap: Snapshot) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+    }
+}
+
+/// How an open loads the cache: in the background with the layer-0 budget given (else the
+/// stored one), or the same held back until `resume_load`.
+enum Load {
+    Background(Option<u64>),
+    Paused(Option<u64>),
 }
 
 /// What the single writer keeps between transactions.
@@ -54,6 +84,8 @@ pub(crate) struct WriterState {
     /// Commits since the last durable one (`Durability::Eventual`).
     pub since_checkpoint: u32,
     pub last_checkpoint: Instant,
+    /// What commits changed since the background load began; `Some` while it runs.
+    pub changes: Option<Changes>,
 }
 
 impl WriterState {
@@ -119,7 +151,7 @@ impl Index {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::File::open(dir)?.sync_all()?;
         }
-        Index::load(path, db, options, counters)
+        Index::start(path, db, options, counters, None, false)
     }
 
     /// Opens the index file at `path`, with the options stored in it. Fails with
@@ -127,11 +159,30 @@ impl Index {
     /// index (the file is left unchanged), [`Error::Version`] for another format version and
     /// [`Error::Corrupt`] for a damaged file.
     ///
-    /// The open reads the header, the free ids and the cache, not the whole file: damage
-    /// elsewhere shows up when it is read (as [`Error::Corrupt`]), or by [`verify`](Index::verify).
-    /// For a file that may be damaged, see [`open_checked`](Index::open_checked).
+    /// The open reads the header and the free ids, not the whole file: damage elsewhere shows
+    /// up when it is read (as [`Error::Corrupt`]), or by [`verify`](Index::verify). For a file
+    /// that may be damaged, see [`open_checked`](Index::open_checked).
+    ///
+    /// The cache (upper layers, then layer 0 within [`Options::cache_bytes`]) is loaded by a
+    /// background thread; searches and writes work at once, reading what is not loaded yet
+    /// from the file, and speed up as the load goes on. [`wait_loaded`](Index::wait_loaded)
+    /// waits for it to finish (e.g. to warm up before serving).
     pub fn open(path: impl AsRef<Path>) -> Result<Index> {
-        Index::open_inner(path.as_ref(), false)
+        Index::open_inner(path.as_ref(), false, Load::Background(None))
+    }
+
+    /// Opens like [`open`](Index::open), with the background load held back until
+    /// [`resume_load`](Index::resume_load): for tests of searches and writes on a snapshot with
+    /// nothing cached, and of commits that land while a load is pending.
+    #[doc(hidden)]
+    pub fn open_paused(path: impl AsRef<Path>) -> Result<Index> {
+        Index::open_inner(path.as_ref(), false, Load::Paused(None))
+    }
+
+    /// Lets the load held back by [`open_paused`](Index::open_paused) start.
+    #[doc(hidden)]
+    pub fn resume_load(&self) {
+        self.shared.load.resume();
     }
 
     /// Opens like [`open`](Index::open), after checking the whole file: redb's check of every
@@ -155,12 +206,12 @@ impl Index {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open_checked(path: impl AsRef<Path>) -> Result<Index> {
-        let index = Index::open_inner(path.as_ref(), true)?;
+        let index = Index::open_inner(path.as_ref(), true, Load::Background(None))?;
         index.verify()?;
         Ok(index)
     }
 
-    fn open_inner(path: &Path, check_storage: bool) -> Result<Index> {
+    fn open_inner(path: &Path, check_storage: bool, load: Load) -> Result<Index> {
         // Before the open: a killed `create` may have left a second link to this very file.
         store::remove_leftovers(path, &[CREATING, COMPACTING, IMPORTING]);
         let mut db = store::open_database(path)?;
@@ -171,7 +222,12 @@ impl Index {
             store::read_header(&store::begin_read(&db)?, path)
         })?;
         let (options, counters) = unpack_header(&header)?;
-        Index::load(path, db, options, counters)
+        let (budget, paused) = match load {
+            Load::Background(budget) => (budget, false),
+            Load::Paused(budget) => (budget, true),
+        };
+        let budget = budget.unwrap_or(options.cache_bytes);
+        Index::start(path, db, options, counters, Some(budget), paused)
     }
 
     /// Opens the index at `path`, or creates it with `options` if there is no file. An existing
@@ -184,7 +240,8 @@ impl Index {
         if !path.exists() {
             return Index::create(path, options);
         }
-        let mut index = Index::open(path)?;
+        let mut index =
+            Index::open_inner(path, false, Load::Background(Some(options.cache_bytes)))?;
         let stored = &index.options;
         let mismatch = |setting, stored: String, requested: String| {
             Err(Error::OptionsMismatch {
@@ -231,22 +288,82 @@ impl Index {
         Ok(index)
     }
 
-    fn load(path: &Path, db: Db, options: Options, counters: Counters) -> Result<Index> {
+    /// The index over `db`: loaded at once (a new, empty file) when `background` is `None`,
+    /// else with no cached part and a loader thread started with that layer-0 budget (held
+    /// back until `resume_load` if `paused`).
+    fn start(
+        path: &Path,
+        db: Db,
+        options: Options,
+        counters: Counters,
+        background: Option<u64>,
+        paused: bool,
+    ) -> Result<Index> {
         let shape = shape_of(&options);
         let snap = store::guarded("open", || {
-            Snapshot::load(&store::begin_read(&db)?, counters, &shape)
+            let txn = store::begin_read(&db)?;
+            match background {
+                None => Snapshot::load(&txn, counters, &shape),
+                Some(_) => Snapshot::unloaded(&txn, counters),
+            }
         })?;
+        let snap = Arc::new(snap);
+        let shared = Arc::new(Shared {
+            current: RwLock::new(Arc::clone(&snap)),
+            writer: Mutex::new(WriterState {
+                since_checkpoint: 0,
+                last_checkpoint: Instant::now(),
+                changes: background.map(|_| Changes::default()),
+            }),
+            load: Progress::new(background.is_none(), options.cache_bytes),
+        });
+        let loader = match background {
+            None => None,
+            Some(budget) => {
+                shared.load.budget.store(budget, Ordering::Release);
+                if paused {
+                    shared.load.pause();
+                }
+                Some(load::spawn(Arc::clone(&shared), snap, shape)?)
+            }
+        };
         Ok(Index {
             path: path.to_owned(),
             db,
             options,
-            current: RwLock::new(Arc::new(snap)),
-            writer: Mutex::new(WriterState {
-                since_checkpoint: 0,
-                last_checkpoint: Instant::now(),
-            }),
+            shared,
+            loader: Loader::new(loader),
             poisoned: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the cache is fully loaded: the background load that [`open`](Index::open)
+    /// started has finished, and every part within [`Options::cache_bytes`] is in memory.
+    /// Searches do not need it (they read the rest from the file, more slowly).
+    pub fn is_loaded(&self) -> bool {
+        self.shared.load.is_loaded()
+    }
+
+    /// Waits until the background load that [`open`](Index::open) started has finished: from
+    /// then on searches run from memory as far as the budget allows. Returns at once for an
+    /// index from [`create`](Index::create), or a finished load. An `Err` says why the load
+    /// stopped (a damaged file: [`Error::Corrupt`]); the index still works, reading from the
+    /// file.
+    ///
+    /// The load installs what it read under the writer lock: do not call this while holding
+    /// a [`WriteTxn`] of this index on the same thread, which would wait forever.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("w.hnsw");
+    /// # drop(hnswdb::Index::create(&path, hnswdb::Options::new(2))?);
+    /// let index = hnswdb::Index::open(&path)?;
+    /// index.wait_loaded()?; // warm before serving
+    /// assert!(index.is_loaded());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_loaded(&self) -> Result<()> {
+        self.shared.load.wait()
     }
 
     /// Gives file space back after many removals: every live row is copied, in key order, into
@@ -256,6 +373,28 @@ impl Index {
     /// file in place, both complete. Takes `&mut self`: no search or write runs meanwhile.
     pub fn compact(&mut self) -> Result<()> {
         self.check_writable()?;
+        // The loader reads the old file: stopped here, resumed if the compaction fails.
+        self.loader.stop(&self.shared.load);
+        let result = self.compact_inner();
+        if result.is_err() && !self.is_loaded() {
+            let shared = &self.shared;
+            shared
+                .writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .changes = Some(Changes::default());
+            if let Ok(handle) = load::spawn(
+                Arc::clone(shared),
+                shared.snapshot(),
+                shape_of(&self.options),
+            ) {
+                self.loader = Loader::new(Some(handle));
+            }
+        }
+        result
+    }
+
+    fn compact_inner(&mut self) -> Result<()> {
         let tmp = compact_path(&self.path);
         let _ = std::fs::remove_file(&tmp);
         let counters = self.snapshot().counters;
@@ -280,7 +419,8 @@ impl Index {
             std::fs::File::open(dir)?.sync_all()?;
         }
         // The old snapshot holds a read transaction of the old database: it goes first.
-        *self.current.get_mut().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        self.shared.publish(snap);
+        self.shared.load.set_loaded();
         self.db = fresh;
         Ok(())
     }
@@ -347,7 +487,7 @@ impl Index {
     /// Starts a write transaction, waiting for the current one (if any) to end.
     pub fn write(&self) -> Result<WriteTxn<'_>> {
         self.check_writable()?;
-        let state = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
         let txn = store::guarded("write", || Ok(self.database().begin_write()?))?;
         Ok(WriteTxn::new(self, state, txn))
     }
@@ -372,7 +512,7 @@ impl Index {
     /// ```
     pub fn checkpoint(&self) -> Result<()> {
         self.check_writable()?;
-        let mut state = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
         if state.since_checkpoint == 0 {
             return Ok(());
         }
@@ -399,11 +539,19 @@ impl Index {
         let ef = params.ef.unwrap_or(self.options.ef_search).max(params.k);
         let query = self.options.metric.search_form(query);
         let filter_panic = RefCell::new(None);
+        let filter_error = RefCell::new(None);
         let filter = params.filter.as_ref().map(|f| {
             let snap = &snap;
             let filter_panic = &filter_panic;
+            let filter_error = &filter_error;
             move |id: NodeId| -> bool {
-                let key = snap.node(id).key;
+                let key = match snap.node(id) {
+                    Ok(slot) => slot.key,
+                    Err(e) => {
+                        filter_error.borrow_mut().get_or_insert(e);
+                        return false;
+                    }
+                };
                 match catch_unwind(AssertUnwindSafe(|| f(key))) {
                     Ok(pass) => pass,
                     Err(panic) => {
@@ -423,18 +571,23 @@ impl Index {
             if found.len() < params.k && (found.len() as u64) < snap.counters.len {
                 found = exact_scan(&graph, &snap, &query, filter_ref)?;
             }
-            Ok(found)
+            found
+                .into_iter()
+                .map(|(distance, id)| {
+                    Ok(Hit {
+                        key: snap.node(id)?.key,
+                        distance,
+                    })
+                })
+                .collect::<Result<Vec<Hit>>>()
         });
         if let Some(panic) = filter_panic.into_inner() {
             resume_unwind(panic);
         }
-        let mut hits: Vec<Hit> = result?
-            .into_iter()
-            .map(|(distance, id)| Hit {
-                key: snap.node(id).key,
-                distance,
-            })
-            .collect();
+        if let Some(e) = filter_error.into_inner() {
+            return Err(e);
+        }
+        let mut hits = result?;
         hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.key.cmp(&b.key)));
         hits.truncate(params.k);
         Ok(hits)
@@ -478,15 +631,12 @@ impl Index {
 
     /// The current committed snapshot.
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.snapshot()
     }
 
     /// Makes `snap` the state every new search sees.
     pub(crate) fn publish(&self, snap: Snapshot) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        self.shared.publish(snap);
     }
 
     pub(crate) fn database(&self) -> &Database {
@@ -527,7 +677,9 @@ impl std::fmt::Debug for Index {
 impl Drop for Index {
     /// Under `Durability::Eventual`, makes the last commits durable.
     fn drop(&mut self) {
-        let state = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
+        // The loader holds a read transaction of the file: it ends before the file closes.
+        self.loader.stop(&self.shared.load);
+        let state = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
         if state.since_checkpoint > 0 && !self.poisoned.load(Ordering::Acquire) {
             let _ = durable_commit(&self.db, self.options.quick_repair);
         }
@@ -562,7 +714,7 @@ fn exact_scan(
 ) -> Result<Vec<(f32, NodeId)>> {
     use crate::graph::GraphRead;
     let mut found = Vec::new();
-    for id in snap.live_ids() {
+    for id in snap.live_ids()? {
         if filter.is_none_or(|f| f(id)) {
             found.push((graph.distance_to(query, id)?, id));
         }

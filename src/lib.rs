@@ -18,6 +18,7 @@ mod error;
 mod export;
 mod graph;
 mod index;
+mod load;
 mod options;
 mod store;
 mod txn;

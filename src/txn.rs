@@ -153,6 +153,11 @@ impl<'a> WriteTxn<'a> {
         index.check_writable()?;
         let options = index.options();
         let durable = options.durability == Durability::Immediate || state.checkpoint_due();
+        // A background load installs what it read at an earlier commit: it re-reads these.
+        if let Some(changes) = &mut state.changes {
+            changes.nodes.extend(&work.dirty_nodes);
+            changes.lists.extend(&work.dirty_lists);
+        }
         let snap = store::guarded("commit", || {
             flush(&txn, &work, options)?;
             txn.set_durability(if durable {
@@ -208,7 +213,7 @@ impl<'a> WriteTxn<'a> {
             None => tables.node_id(key)?,
         } {
             graph::remove(&mut g, old, &params, &mut self.scratch)?;
-            g.work.delete_node(old);
+            g.work.delete_node(&tables, old)?;
         }
         let id = g.work.allocate_id()?;
         let level = graph::level_for(options.seed, g.work.snap.counters.inserts, options.m);
@@ -232,7 +237,7 @@ impl<'a> WriteTxn<'a> {
             m0: params.m0,
         };
         graph::remove(&mut g, id, &params, &mut self.scratch)?;
-        g.work.delete_node(id);
+        g.work.delete_node(&tables, id)?;
         Ok(true)
     }
 }
@@ -251,7 +256,7 @@ fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) ->
     {
         let mut tables = WriteTables::open(txn)?;
         for &id in &work.dirty_nodes {
-            let slot = snap.node(id);
+            let slot = work.slot(&tables, id)?;
             if slot.live {
                 tables.put_node(
                     id,

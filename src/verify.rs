@@ -174,8 +174,8 @@ impl Index {
         let graph = SnapshotGraph::new(&snap, self.options().metric);
         let mut list = Vec::new();
         store::guarded("stats", || {
-            for id in snap.live_ids() {
-                let level = snap.node(id).level;
+            for id in snap.live_ids()? {
+                let level = snap.node(id)?.level;
                 let top = usize::from(level);
                 if nodes_per_level.len() <= top {
                     nodes_per_level.resize(top + 1, 0);
@@ -283,7 +283,7 @@ impl Index {
         let snap = Snapshot::load(&txn, counters, &shape)?;
         let tables = &snap.tables;
 
-        let live: Vec<NodeId> = snap.live_ids().collect();
+        let live: Vec<NodeId> = snap.live_ids()?;
         if live.len() as u64 != counters.len {
             found(
                 format!("{} nodes stored, header says {}", live.len(), counters.len),
@@ -302,7 +302,7 @@ impl Index {
             );
         }
         for &id in snap.free.iter() {
-            if snap.node(id).live {
+            if snap.node(id)?.live {
                 found(
                     format!("node {id} is both live and free"),
                     format!("free_ids[{id}]"),
@@ -311,9 +311,10 @@ impl Index {
         }
         let mut keys = HashMap::new();
         tables.scan_keys(|key, id| {
-            let slot = NodeId::try_from(id)
-                .map(|id| snap.node(id))
-                .unwrap_or_default();
+            let slot = match NodeId::try_from(id) {
+                Ok(id) => snap.node(id)?,
+                Err(_) => Default::default(),
+            };
             if !slot.live || slot.key != key {
                 found(
                     format!("key {key} maps to node {id}, which does not map back"),
@@ -324,7 +325,7 @@ impl Index {
             Ok(())
         })?;
         for &id in &live {
-            let key = snap.node(id).key;
+            let key = snap.node(id)?.key;
             if keys.get(&key) != Some(&u64::from(id)) {
                 found(
                     format!("node {id} (key {key}) is not mapped from its key"),
@@ -335,7 +336,10 @@ impl Index {
         let mut vectors = 0u64;
         tables.scan_vectors(|id, v| {
             vectors += 1;
-            let live = NodeId::try_from(id).is_ok_and(|id| snap.node(id).live);
+            let live = match NodeId::try_from(id) {
+                Ok(id) => snap.node(id)?.live,
+                Err(_) => false,
+            };
             let at = || format!("vectors[{id}]");
             if !live {
                 found(format!("vector {id} belongs to no live node"), at());
@@ -362,9 +366,10 @@ impl Index {
         for reverse in [false, true] {
             let table = if reverse { "reverse" } else { "links" };
             tables.scan_lists(reverse, |id, layer, _| {
-                let slot = NodeId::try_from(id)
-                    .map(|id| snap.node(id))
-                    .unwrap_or_default();
+                let slot = match NodeId::try_from(id) {
+                    Ok(id) => snap.node(id)?,
+                    Err(_) => Default::default(),
+                };
                 if !slot.live || layer > slot.level || layer > MAX_LEVEL {
                     found(
                         format!("{table} row for node {id} layer {layer}, which it does not have"),

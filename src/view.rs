@@ -2,14 +2,16 @@
 //! [`WorkGraph`] over a write transaction's working state (inserts and removes).
 //!
 //! Reads go to the cache first and to the file for what the cache does not hold; writes change
-//! the working snapshot copy-on-write and record what the commit must write back.
+//! the working snapshot copy-on-write and record what the commit must write back. A part the
+//! snapshot does not hold (not loaded yet, or over the budget) is changed in an [`Overlay`]
+//! instead, and read from it before the file.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use redb::ReadableTable;
 
-use crate::cache::{NodeSlot, Snapshot, UpperNode};
+use crate::cache::{file_slot, NodeSlot, Snapshot, UpperNode};
 use crate::error::{Error, Result};
 use crate::graph::{EntryPoint, Frozen, GraphRead, GraphWrite, NodeId};
 use crate::options::Metric;
@@ -20,9 +22,13 @@ fn list_key(id: NodeId, layer: u8) -> u64 {
     (u64::from(id) << 8) | u64::from(layer)
 }
 
-/// Layer-0 data a write transaction changed that the cache does not hold.
+/// Data a write transaction changed that the cache does not hold.
 #[derive(Default)]
 pub(crate) struct Overlay {
+    /// Node slots added or removed, when the snapshot has no node slots.
+    pub nodes: HashMap<NodeId, NodeSlot>,
+    /// Lists on layers ≥ 1 (by `list_key`), when the snapshot has no upper layers.
+    pub upper_lists: HashMap<u64, Vec<NodeId>>,
     /// Layer-0 lists, when the snapshot has no layer-0 list cache.
     pub links0: HashMap<NodeId, Vec<NodeId>>,
     /// Layer-0 vectors (search form) of new nodes, when the snapshot has no vector cache.
@@ -42,8 +48,20 @@ where
     K: ReadableTable<u64, u64>,
     B: ReadableTable<u64, &'static [u8]>,
 {
+    /// The slot of `id`: cache, overlay, file.
+    #[inline]
+    fn slot(&self, id: NodeId) -> Result<NodeSlot> {
+        if self.snap.nodes.is_some() {
+            return self.snap.node(id);
+        }
+        match self.overlay.and_then(|o| o.nodes.get(&id)) {
+            Some(slot) => Ok(*slot),
+            None => file_slot(self.tables, id, self.snap.counters.next_id),
+        }
+    }
+
     fn live(&self, id: NodeId) -> Result<NodeSlot> {
-        let slot = self.snap.node(id);
+        let slot = self.slot(id)?;
         if slot.live {
             Ok(slot)
         } else {
@@ -54,17 +72,41 @@ where
         }
     }
 
+    /// The list of `id` on `layer` ≥ 1: cache, overlay, file.
+    #[inline(never)]
+    fn upper_neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+        if self.snap.upper.is_none() {
+            if let Some(list) = self
+                .overlay
+                .and_then(|o| o.upper_lists.get(&list_key(id, layer)))
+            {
+                out.clear();
+                out.extend_from_slice(list);
+                return Ok(());
+            }
+            if self.live(id)?.level < layer {
+                return Err(Error::corrupt(
+                    format!("node {id} has no list on layer {layer}"),
+                    "graph",
+                ));
+            }
+            return self.tables.links_into(id, layer, out);
+        }
+        let upper = self.snap.upper(id).ok_or_else(|| {
+            Error::corrupt(format!("node {id} has no lists on layer {layer}"), "graph")
+        })?;
+        let list = upper.lists.get(usize::from(layer) - 1).ok_or_else(|| {
+            Error::corrupt(format!("node {id} has no list on layer {layer}"), "graph")
+        })?;
+        out.clear();
+        out.extend_from_slice(list);
+        Ok(())
+    }
+
+    #[inline]
     fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
         if layer > 0 {
-            let upper = self.snap.upper(id).ok_or_else(|| {
-                Error::corrupt(format!("node {id} has no lists on layer {layer}"), "graph")
-            })?;
-            let list = upper.lists.get(usize::from(layer) - 1).ok_or_else(|| {
-                Error::corrupt(format!("node {id} has no list on layer {layer}"), "graph")
-            })?;
-            out.clear();
-            out.extend_from_slice(list);
-            return Ok(());
+            return self.upper_neighbours(id, layer, out);
         }
         if let Some(links) = &self.snap.links0 {
             if let Some(row) = links.get(id) {
@@ -232,16 +274,33 @@ impl Work {
         m0: usize,
     ) {
         let search = metric.search_form(vector);
-        self.snap.nodes.get_mut(id)[0] = NodeSlot {
+        let slot = NodeSlot {
             key,
             level,
             live: true,
         };
+        match &mut self.snap.nodes {
+            Some(nodes) => nodes.get_mut(id)[0] = slot,
+            None => {
+                self.overlay.nodes.insert(id, slot);
+            }
+        }
         if level > 0 {
-            self.snap.upper.get_mut(id)[0] = Some(Arc::new(UpperNode {
-                vector: search.clone().into_boxed_slice(),
-                lists: vec![Vec::new(); usize::from(level)],
-            }));
+            match &mut self.snap.upper {
+                Some(upper) => {
+                    upper.get_mut(id)[0] = Some(Arc::new(UpperNode {
+                        vector: search.clone().into_boxed_slice(),
+                        lists: vec![Vec::new(); usize::from(level)],
+                    }));
+                }
+                None => {
+                    for layer in 1..=level {
+                        self.overlay
+                            .upper_lists
+                            .insert(list_key(id, layer), Vec::new());
+                    }
+                }
+            }
         }
         match &mut self.snap.vectors {
             Some(vectors) => vectors.get_mut(id).copy_from_slice(&search),
@@ -277,26 +336,52 @@ impl Work {
         metric: Metric,
         out: &mut Vec<NodeId>,
     ) -> Result<()> {
-        let slot = self.snap.node(id);
-        if !slot.live || layer > slot.level {
-            out.clear();
-            return Ok(());
-        }
-        Reader {
+        let reader = Reader {
             snap: &self.snap,
             overlay: Some(&self.overlay),
             tables,
             metric,
+        };
+        let slot = reader.slot(id)?;
+        if !slot.live || layer > slot.level {
+            out.clear();
+            return Ok(());
         }
-        .neighbours(id, layer, out)
+        reader.neighbours(id, layer, out)
+    }
+
+    /// The slot of `id` as this transaction sees it (`tables` are its own).
+    pub(crate) fn slot(&self, tables: &WriteTables<'_>, id: NodeId) -> Result<NodeSlot> {
+        Reader {
+            snap: &self.snap,
+            overlay: Some(&self.overlay),
+            tables,
+            metric: Metric::L2,
+        }
+        .slot(id)
     }
 
     /// Deletes node `id` (already unlinked by `graph::remove`) and frees its id.
-    pub(crate) fn delete_node(&mut self, id: NodeId) {
-        let key = self.snap.node(id).key;
-        self.snap.nodes.get_mut(id)[0] = NodeSlot::default();
-        if self.snap.upper(id).is_some() {
-            self.snap.upper.get_mut(id)[0] = None;
+    pub(crate) fn delete_node(&mut self, tables: &WriteTables<'_>, id: NodeId) -> Result<()> {
+        let old = self.slot(tables, id)?;
+        let key = old.key;
+        match &mut self.snap.nodes {
+            Some(nodes) => nodes.get_mut(id)[0] = NodeSlot::default(),
+            None => {
+                self.overlay.nodes.insert(id, NodeSlot::default());
+            }
+        }
+        match &mut self.snap.upper {
+            Some(upper) => {
+                if upper.get(id).is_some_and(|s| s[0].is_some()) {
+                    upper.get_mut(id)[0] = None;
+                }
+            }
+            None => {
+                for layer in 1..=old.level {
+                    self.overlay.upper_lists.remove(&list_key(id, layer));
+                }
+            }
         }
         self.overlay.vectors.remove(&id);
         self.overlay.links0.remove(&id);
@@ -306,6 +391,7 @@ impl Work {
         Arc::make_mut(&mut self.snap.free).insert(id);
         self.free_changed.insert(id);
         self.snap.counters.len -= 1;
+        Ok(())
     }
 }
 
@@ -365,8 +451,19 @@ impl GraphWrite for WorkGraph<'_, '_> {
         for &t in list.iter().filter(|t| !old.contains(t)) {
             self.reverse_mut(t, layer)?.push(id);
         }
-        if layer > 0 {
-            let slot = self.work.snap.upper.get_mut(id);
+        if layer > 0 && self.work.snap.upper.is_none() {
+            self.work
+                .overlay
+                .upper_lists
+                .insert(list_key(id, layer), list.to_vec());
+        } else if layer > 0 {
+            let slot = self
+                .work
+                .snap
+                .upper
+                .as_mut()
+                .expect("checked above")
+                .get_mut(id);
             let upper = slot[0].as_mut().ok_or_else(|| {
                 Error::corrupt(format!("node {id} has no lists on layer {layer}"), "graph")
             })?;
@@ -405,14 +502,47 @@ impl GraphWrite for WorkGraph<'_, '_> {
     fn highest_node(&self, except: NodeId) -> Result<Option<EntryPoint>> {
         let snap = &self.work.snap;
         let mut best: Option<EntryPoint> = None;
-        for id in (0..snap.counters.next_id).filter(|&id| id != except) {
-            let slot = snap.node(id);
-            if slot.live && best.is_none_or(|b| slot.level > b.level) {
+        let mut consider = |id: NodeId, slot: NodeSlot| {
+            if id != except && slot.live && best.is_none_or(|b| slot.level > b.level) {
                 best = Some(EntryPoint {
                     id,
                     level: slot.level,
                 });
             }
+        };
+        if snap.nodes.is_some() {
+            for id in 0..snap.counters.next_id {
+                consider(id, snap.node(id)?);
+            }
+            return Ok(best);
+        }
+        // Node slots not loaded: the file's rows, as this transaction changed them.
+        let next_id = snap.counters.next_id;
+        let mut slots = BTreeMap::new();
+        self.tables.scan_nodes(|id, record| {
+            let id = NodeId::try_from(id)
+                .ok()
+                .filter(|&id| id < next_id)
+                .ok_or_else(|| Error::corrupt(format!("node id {id} out of range"), "nodes"))?;
+            slots.insert(
+                id,
+                NodeSlot {
+                    key: record.key,
+                    level: record.level,
+                    live: true,
+                },
+            );
+            Ok(())
+        })?;
+        slots.extend(
+            self.work
+                .overlay
+                .nodes
+                .iter()
+                .map(|(&id, &slot)| (id, slot)),
+        );
+        for (id, slot) in slots {
+            consider(id, slot);
         }
         Ok(best)
     }

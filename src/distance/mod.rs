@@ -29,6 +29,9 @@ pub(crate) fn dot_and_norm_sq(q: &[f32], v: &[f32]) -> (f32, f32) {
     simd::dot_and_norm_sq(q, v)
 }
 
+/// Dimensions up to which `stored_distance` scales a cosine vector on the stack.
+const STACK_FLOATS: usize = 1024;
+
 impl Metric {
     /// The distance between two vectors as inserted (stored form): squared L2, `1 − cos` or
     /// `1 − dot`. Smaller is closer. Both slices must have the same length.
@@ -66,8 +69,22 @@ impl Metric {
             Metric::L2 => l2_sq(query, stored),
             Metric::Dot => 1.0 - dot(query, stored),
             Metric::Cosine => {
-                let (qv, vv) = dot_and_norm_sq(query, stored);
-                1.0 - qv / vv.sqrt()
+                // Scaled exactly as `search_form_into` does, so that a vector read from the file
+                // gives the very bits of the cached one: answers do not depend on what is
+                // cached (an index still loading, or with no layer-0 cache).
+                let inv = 1.0 / dot(stored, stored).sqrt();
+                let mut buf = [0f32; STACK_FLOATS];
+                let mut heap;
+                let scaled = if stored.len() <= STACK_FLOATS {
+                    &mut buf[..stored.len()]
+                } else {
+                    heap = vec![0f32; stored.len()];
+                    &mut heap[..]
+                };
+                for (s, &x) in scaled.iter_mut().zip(stored) {
+                    *s = x * inv;
+                }
+                1.0 - dot(query, scaled)
             }
         }
     }

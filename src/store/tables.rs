@@ -64,6 +64,14 @@ where
         }
     }
 
+    /// The record of node `id`, `None` when there is no such node.
+    pub(crate) fn node_record(&self, id: NodeId) -> Result<Option<codec::NodeRecord>> {
+        match self.nodes.get(u64::from(id))? {
+            None => Ok(None),
+            Some(bytes) => codec::decode_node(bytes.value()).map(Some),
+        }
+    }
+
     /// Runs `f` on the stored vector of node `id`, in place.
     pub(crate) fn vector_with<R>(&self, id: NodeId, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
         match self.vectors.get(u64::from(id))? {
