@@ -41,7 +41,7 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 #[derive(Clone)]
 pub(crate) struct Chunked<T> {
     stride: usize,
-    chunks: Vec<Arc<Vec<T>>>,
+    chunks: Vec<Arc<[T]>>,
 }
 
 impl<T: Clone + Default> Chunked<T> {
@@ -65,7 +65,7 @@ impl<T: Clone + Default> Chunked<T> {
         let index = (id >> CHUNK_BITS) as usize;
         while self.chunks.len() <= index {
             self.chunks
-                .push(Arc::new(vec![T::default(); CHUNK * self.stride]));
+                .push(Arc::from(vec![T::default(); CHUNK * self.stride]));
         }
         let start = (id as usize & (CHUNK - 1)) * self.stride;
         &mut Arc::make_mut(&mut self.chunks[index])[start..start + self.stride]
