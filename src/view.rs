@@ -178,6 +178,18 @@ macro_rules! delegate_graph_read {
         fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32> {
             self.reader().distance_to(query, id)
         }
+        #[inline]
+        fn prefetch_vector(&self, id: NodeId) {
+            if let Some(v) = self.reader().snap.vectors.as_ref().and_then(|v| v.get(id)) {
+                crate::distance::prefetch(v);
+            }
+        }
+        #[inline]
+        fn prefetch_list(&self, id: NodeId) {
+            if let Some(row) = self.reader().snap.links0.as_ref().and_then(|l| l.get(id)) {
+                crate::distance::prefetch(row);
+            }
+        }
         fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32> {
             self.reader().distance_between(a, b)
         }

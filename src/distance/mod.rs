@@ -29,6 +29,8 @@ pub(crate) fn dot_and_norm_sq(q: &[f32], v: &[f32]) -> (f32, f32) {
     simd::dot_and_norm_sq(q, v)
 }
 
+pub(crate) use simd::prefetch;
+
 /// Dimensions up to which `stored_distance` scales a cosine vector on the stack.
 const STACK_FLOATS: usize = 1024;
 

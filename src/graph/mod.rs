@@ -78,6 +78,13 @@ pub(crate) trait GraphRead {
     fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()>;
     /// Distance from `query` (search form) to node `id`.
     fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32>;
+    /// A hint that `distance_to` will read node `id`'s vector soon: a graph that holds it in
+    /// memory may start loading it into the CPU cache. `id` need not be valid.
+    #[inline]
+    fn prefetch_vector(&self, _id: NodeId) {}
+    /// A hint that node `id`'s layer-0 list may be read soon (it became a candidate to expand).
+    #[inline]
+    fn prefetch_list(&self, _id: NodeId) {}
     /// Distance between two nodes.
     fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32>;
 }

@@ -77,6 +77,12 @@ impl Visited {
         self.stamps.resize(len, 0);
     }
 
+    /// Whether `id` is in the set (`false` for an id without a slot).
+    #[inline]
+    pub(super) fn contains(&self, id: NodeId) -> bool {
+        self.stamps.get(id as usize) == Some(&self.generation)
+    }
+
     /// Adds `id`; returns whether it was new. Invariant: `fits(id)`.
     #[inline]
     pub(super) fn insert(&mut self, id: NodeId) -> bool {

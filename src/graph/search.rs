@@ -137,6 +137,12 @@ pub(super) fn search_layer<G: GraphRead>(
         }
         expanded += 1;
         graph.neighbours(c.id, layer, links)?;
+        // Start loading every vector about to be compared: the loads overlap.
+        for &n in links.iter() {
+            if !visited.contains(n) {
+                graph.prefetch_vector(n);
+            }
+        }
         for &n in links.iter() {
             if !visited.fits(n) {
                 // A real node, before the visited set grows to its id.
@@ -149,6 +155,9 @@ pub(super) fn search_layer<G: GraphRead>(
             let dist = graph.distance_to(query, n)?;
             let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
             if results.len() < ef || dist < worst {
+                if layer == 0 {
+                    graph.prefetch_list(n);
+                }
                 candidates.push(Reverse(Near::new(dist, n)));
                 if filter.is_none_or(|f| f(n)) {
                     results.push(Near::new(dist, n));
