@@ -6,14 +6,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hnswdb::{Index, Metric, Options};
+use hnswdb::{Durability, Index, Metric, Options};
 use serde::Serialize;
 
 use crate::build::insert_rows;
 use crate::data::{self, Clustered};
 use crate::error::Context;
 use crate::report::{self, bytes, duration, thousands, SearchPoint};
-use crate::search::{check_truth, evaluate};
+use crate::search::{check_truth, evaluate, micros, percentile};
 use crate::vecio::{self, Vectors};
 use crate::{BenchArgs, CacheArg, CliError};
 
@@ -23,6 +23,9 @@ pub const DEFAULT_N: u64 = 50_000;
 
 /// Each ef setting is measured this many times; the fastest run is reported.
 const RUNS: usize = 3;
+
+/// Single inserts timed per durability setting.
+const SINGLE_INSERTS: usize = 300;
 
 /// The data of one benchmark run.
 struct Dataset {
@@ -50,9 +53,22 @@ struct BenchJson {
     file_bytes: u64,
     /// One sweep per layer-0 cache setting.
     sweeps: Vec<CacheSweep>,
+    /// Latency of single inserts into the built index, per durability setting.
+    single_inserts: Vec<InsertLatency>,
     /// Peak resident memory of the whole bench process (data set and ground truth included),
     /// where the OS reports it.
     peak_rss_bytes: Option<u64>,
+}
+
+/// Latency of one `insert` call (its own transaction) under one durability setting.
+#[derive(Serialize)]
+struct InsertLatency {
+    /// `"immediate"` (fsync per commit) or `"eventual"` (no fsync: the graph work and the
+    /// commit's bookkeeping).
+    durability: &'static str,
+    inserts: usize,
+    p50_us: f64,
+    p99_us: f64,
 }
 
 /// A reopen and an `ef` sweep under one layer-0 cache setting.
@@ -135,6 +151,25 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         )?);
     }
 
+    let mut single_inserts = Vec::new();
+    writeln!(
+        out,
+        "\nsingle inserts: {SINGLE_INSERTS} calls of `insert` (one transaction each) into the \
+         built index, per durability"
+    )?;
+    for (name, durability) in [
+        ("eventual", Durability::Eventual),
+        ("immediate", Durability::Immediate),
+    ] {
+        let point = time_single_inserts(&path, &options, durability, name, &data, n)?;
+        writeln!(
+            out,
+            "  {name:<10} p50 {:>8.0} µs   p99 {:>8.0} µs",
+            point.p50_us, point.p99_us
+        )?;
+        single_inserts.push(point);
+    }
+
     let peak_rss = peak_rss_bytes();
     if let Some(peak) = peak_rss {
         writeln!(
@@ -170,6 +205,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         build_threads: threads,
         file_bytes,
         sweeps,
+        single_inserts,
         peak_rss_bytes: peak_rss,
     };
     let text = serde_json::to_string_pretty(&json).map_err(io::Error::from)?;
@@ -244,6 +280,40 @@ fn sweep_with_cache(
         first_query_ms: ms(first_query),
         loaded_ms: ms(loaded),
         sweep,
+    })
+}
+
+/// Times [`SINGLE_INSERTS`] single inserts (keys after the `n` built ones, vectors taken from
+/// the queries) into the index at `path` under `durability`.
+fn time_single_inserts(
+    path: &Path,
+    options: &Options,
+    durability: Durability,
+    name: &'static str,
+    data: &Dataset,
+    n: usize,
+) -> Result<InsertLatency, CliError> {
+    let index = Index::open_or_create(path, options.clone().durability(durability))?;
+    index.wait_loaded()?;
+    let mut latencies = Vec::with_capacity(SINGLE_INSERTS);
+    for i in 0..SINGLE_INSERTS {
+        let key = (n + i) as u64
+            + if durability == Durability::Immediate {
+                1 << 32
+            } else {
+                0
+            };
+        let vector = data.queries.row(i % data.queries.len());
+        let start = Instant::now();
+        index.insert(key, vector)?;
+        latencies.push(start.elapsed());
+    }
+    latencies.sort_unstable();
+    Ok(InsertLatency {
+        durability: name,
+        inserts: SINGLE_INSERTS,
+        p50_us: micros(percentile(&latencies, 0.50)),
+        p99_us: micros(percentile(&latencies, 0.99)),
     })
 }
 

@@ -16,6 +16,8 @@ use crate::{CliError, SearchArgs};
 /// Runs `hnswdb search`.
 pub fn run(args: &SearchArgs) -> Result<(), CliError> {
     let index = Index::open(&args.index).context("cannot open the index")?;
+    // Timed searches measure the warm index: wait for the background cache load.
+    index.wait_loaded()?;
     let queries = vecio::read_vectors(&args.query)?;
     check_dim(&index, &queries, &args.query)?;
     let k = usize::try_from(args.k).unwrap_or(usize::MAX);
@@ -124,7 +126,7 @@ pub fn evaluate(
 }
 
 /// The nearest-rank percentile `p` (0 to 1) of sorted `values`.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -133,7 +135,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// A duration in microseconds.
-fn micros(d: Duration) -> f64 {
+pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
