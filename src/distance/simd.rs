@@ -1,7 +1,8 @@
 //! SIMD kernels, and the choice among them for the running CPU.
 //!
-//! - x86-64: AVX2 + FMA when the CPU has both (detected once, at the first call; the choice is
-//!   kept in a `OnceLock` as a table of function pointers), otherwise the scalar kernels.
+//! - x86-64: AVX-512F when the CPU has it, else AVX2 + FMA when it has both (detected once, at
+//!   the first call; the choice is kept in a `OnceLock` as a table of function pointers),
+//!   otherwise the scalar kernels.
 //! - aarch64: NEON, which every aarch64 target with the `neon` feature (all but the soft-float
 //!   ones) has at compile time, so it is called directly.
 //! - elsewhere: the scalar kernels.
@@ -149,6 +150,13 @@ mod x86 {
         dot_and_norm_sq: dot_and_norm_sq_avx2,
     };
 
+    pub(super) const AVX512: Kernels = Kernels {
+        name: "avx512f",
+        l2_sq: l2_sq_avx512,
+        dot: dot_avx512,
+        dot_and_norm_sq: dot_and_norm_sq_avx512,
+    };
+
     const SCALAR: Kernels = Kernels {
         name: "scalar",
         l2_sq: scalar::l2_sq,
@@ -161,12 +169,183 @@ mod x86 {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     }
 
-    /// The kernels for the running CPU, chosen at the first call. Invariant: the CPU has the target
-    /// features of the kernels returned.
+    /// Whether the running CPU has AVX-512F.
+    pub(super) fn has_avx512f() -> bool {
+        is_x86_feature_detected!("avx512f")
+    }
+
+    /// The kernels for the running CPU, chosen at the first call: AVX-512F, else AVX2 + FMA,
+    /// else scalar. Invariant: the CPU has the target features of the kernels returned.
     #[inline]
     pub(super) fn active() -> &'static Kernels {
         static ACTIVE: OnceLock<Kernels> = OnceLock::new();
-        ACTIVE.get_or_init(|| if has_avx2_fma() { AVX2_FMA } else { SCALAR })
+        ACTIVE.get_or_init(|| {
+            if has_avx512f() {
+                AVX512
+            } else if has_avx2_fma() {
+                AVX2_FMA
+            } else {
+                SCALAR
+            }
+        })
+    }
+
+    /// 16 floats per AVX-512 register, 4 registers per step.
+    const LANES16: usize = 16;
+    const STEP16: usize = 4 * LANES16;
+
+    /// The lanes of a 16-float register that hold the `left` (< 16) remaining floats.
+    #[inline]
+    fn tail_mask(left: usize) -> __mmask16 {
+        ((1u32 << left) - 1) as __mmask16
+    }
+
+    /// Squared Euclidean distance over `min(a.len(), b.len())` elements.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn l2_sq_avx512(a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut i = 0;
+        // SAFETY: the caller guarantees AVX-512F. Every full load reads 16 floats from offset
+        // `i + 16·k` with `i + 16·(k+1) <= n` (the loop conditions); the masked tail load reads
+        // only the `n - i < 16` lanes its mask sets (masked-off lanes are neither read nor
+        // faulted on), all below `n`, which is at most the length of both slices. `loadu`
+        // accepts any alignment.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
+            while i + STEP16 <= n {
+                let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                let d1 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + LANES16)),
+                    _mm512_loadu_ps(pb.add(i + LANES16)),
+                );
+                let d2 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 2 * LANES16)),
+                    _mm512_loadu_ps(pb.add(i + 2 * LANES16)),
+                );
+                let d3 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 3 * LANES16)),
+                    _mm512_loadu_ps(pb.add(i + 3 * LANES16)),
+                );
+                s0 = _mm512_fmadd_ps(d0, d0, s0);
+                s1 = _mm512_fmadd_ps(d1, d1, s1);
+                s2 = _mm512_fmadd_ps(d2, d2, s2);
+                s3 = _mm512_fmadd_ps(d3, d3, s3);
+                i += STEP16;
+            }
+            while i + LANES16 <= n {
+                let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                s0 = _mm512_fmadd_ps(d, d, s0);
+                i += LANES16;
+            }
+            if i < n {
+                let m = tail_mask(n - i);
+                let d = _mm512_sub_ps(
+                    _mm512_maskz_loadu_ps(m, pa.add(i)),
+                    _mm512_maskz_loadu_ps(m, pb.add(i)),
+                );
+                s1 = _mm512_fmadd_ps(d, d, s1);
+            }
+            _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
+        }
+    }
+
+    /// Inner product over `min(a.len(), b.len())` elements.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut i = 0;
+        // SAFETY: as in `l2_sq_avx512`: full loads end at or before `n`, the masked tail load
+        // reads only the lanes below `n`.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
+            while i + STEP16 <= n {
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+                s1 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + LANES16)),
+                    _mm512_loadu_ps(pb.add(i + LANES16)),
+                    s1,
+                );
+                s2 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 2 * LANES16)),
+                    _mm512_loadu_ps(pb.add(i + 2 * LANES16)),
+                    s2,
+                );
+                s3 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 3 * LANES16)),
+                    _mm512_loadu_ps(pb.add(i + 3 * LANES16)),
+                    s3,
+                );
+                i += STEP16;
+            }
+            while i + LANES16 <= n {
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+                i += LANES16;
+            }
+            if i < n {
+                let m = tail_mask(n - i);
+                s1 = _mm512_fmadd_ps(
+                    _mm512_maskz_loadu_ps(m, pa.add(i)),
+                    _mm512_maskz_loadu_ps(m, pb.add(i)),
+                    s1,
+                );
+            }
+            _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
+        }
+    }
+
+    /// `(q·v, v·v)` over `min(q.len(), v.len())` elements, in one pass.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_and_norm_sq_avx512(q: &[f32], v: &[f32]) -> (f32, f32) {
+        debug_assert_eq!(q.len(), v.len());
+        let n = q.len().min(v.len());
+        let (pq, pv) = (q.as_ptr(), v.as_ptr());
+        let mut i = 0;
+        // SAFETY: as in `l2_sq_avx512`: full loads end at or before `n`, the masked tail loads
+        // read only the lanes below `n`.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            let (mut d0, mut d1, mut n0, mut n1) = (zero, zero, zero, zero);
+            while i + 2 * LANES16 <= n {
+                let v0 = _mm512_loadu_ps(pv.add(i));
+                let v1 = _mm512_loadu_ps(pv.add(i + LANES16));
+                d0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), v0, d0);
+                d1 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i + LANES16)), v1, d1);
+                n0 = _mm512_fmadd_ps(v0, v0, n0);
+                n1 = _mm512_fmadd_ps(v1, v1, n1);
+                i += 2 * LANES16;
+            }
+            while i + LANES16 <= n {
+                let v0 = _mm512_loadu_ps(pv.add(i));
+                d0 = _mm512_fmadd_ps(_mm512_loadu_ps(pq.add(i)), v0, d0);
+                n0 = _mm512_fmadd_ps(v0, v0, n0);
+                i += LANES16;
+            }
+            if i < n {
+                let m = tail_mask(n - i);
+                let v0 = _mm512_maskz_loadu_ps(m, pv.add(i));
+                d1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pq.add(i)), v0, d1);
+                n1 = _mm512_fmadd_ps(v0, v0, n1);
+            }
+            (
+                _mm512_reduce_add_ps(_mm512_add_ps(d0, d1)),
+                _mm512_reduce_add_ps(_mm512_add_ps(n0, n1)),
+            )
+        }
     }
 
     /// 8 floats per register, 4 registers per step.
@@ -584,6 +763,29 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The AVX-512 kernels called directly (on CPUs that have AVX-512F).
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        #[cfg_attr(miri, ignore)]
+        fn avx512_matches_scalar((qa, oq, va, ov, len) in pair()) {
+            if !super::x86::has_avx512f() {
+                return Ok(());
+            }
+            let k = &super::x86::AVX512;
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            let l2_sq = |a: &[f32], b: &[f32]| unsafe { (k.l2_sq)(a, b) };
+            // SAFETY: as above.
+            let dot = |a: &[f32], b: &[f32]| unsafe { (k.dot)(a, b) };
+            // SAFETY: as above.
+            let fused = |a: &[f32], b: &[f32]| unsafe { (k.dot_and_norm_sq)(a, b) };
+            let (q, v) = (&qa[oq..oq + len], &va[ov..ov + len]);
+            check(l2_sq, dot, fused, q, v)?;
+        }
+    }
+
     /// Exact integer inputs: every order of summation gives the same result, so the SIMD kernels
     /// must agree with the scalar ones bit for bit, through the unrolled, one-register and tail paths.
     #[test]
@@ -609,7 +811,9 @@ mod tests {
         println!("distance kernels in use: {name}");
         #[cfg(target_arch = "x86_64")]
         {
-            let want = if super::x86::has_avx2_fma() {
+            let want = if super::x86::has_avx512f() {
+                "avx512f"
+            } else if super::x86::has_avx2_fma() {
                 "avx2+fma"
             } else {
                 "scalar"
