@@ -414,15 +414,8 @@ impl graph::GraphRead for FileGraph<'_> {
     }
 }
 
-impl graph::GraphWrite for FileGraph<'_> {
+impl graph::GraphReverse for FileGraph<'_> {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
         self.snap.tables.reverse_into(id, layer, out)
-    }
-    fn set_neighbours(&mut self, _: NodeId, _: u8, _: &[NodeId]) -> Result<()> {
-        Err(Error::corrupt("verify does not write", "verify"))
-    }
-    fn set_entry_point(&mut self, _: Option<graph::EntryPoint>) {}
-    fn highest_node(&self, _: NodeId) -> Result<Option<graph::EntryPoint>> {
-        Ok(None)
     }
 }

@@ -13,7 +13,7 @@ use redb::ReadableTable;
 
 use crate::cache::{file_slot, NodeSlot, Snapshot, UpperNode};
 use crate::error::{Error, Result};
-use crate::graph::{EntryPoint, Frozen, GraphRead, GraphWrite, NodeId};
+use crate::graph::{EntryPoint, Frozen, GraphRead, GraphReverse, GraphWrite, NodeId};
 use crate::options::Metric;
 use crate::store::{ReadTables, WriteTables};
 
@@ -442,7 +442,7 @@ impl GraphRead for WorkGraph<'_, '_> {
     delegate_graph_read!();
 }
 
-impl GraphWrite for WorkGraph<'_, '_> {
+impl GraphReverse for WorkGraph<'_, '_> {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
         match self.work.reverse.get(&list_key(id, layer)) {
             Some(list) => {
@@ -453,7 +453,9 @@ impl GraphWrite for WorkGraph<'_, '_> {
             None => self.tables.reverse_into(id, layer, out),
         }
     }
+}
 
+impl GraphWrite for WorkGraph<'_, '_> {
     fn set_neighbours(&mut self, id: NodeId, layer: u8, list: &[NodeId]) -> Result<()> {
         let mut old = Vec::new();
         self.reader().neighbours(id, layer, &mut old)?;
@@ -590,7 +592,7 @@ impl GraphRead for WorkView<'_> {
     delegate_graph_read!();
 }
 
-impl Frozen for WorkView<'_> {
+impl GraphReverse for WorkView<'_> {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
         match self.work.reverse.get(&list_key(id, layer)) {
             Some(list) => {
@@ -602,3 +604,5 @@ impl Frozen for WorkView<'_> {
         }
     }
 }
+
+impl Frozen for WorkView<'_> {}

@@ -3,7 +3,7 @@
 //! [`check_each`] reports every problem, each as what is wrong and where; [`check`] (for
 //! tests) collects them into a short list of messages.
 
-use super::{GraphWrite, NodeId, Params, MAX_LEVEL};
+use super::{GraphReverse, NodeId, Params, MAX_LEVEL};
 use crate::error::Result;
 
 /// At most this many messages come back; the last says how many more were found.
@@ -13,7 +13,7 @@ const MAX_MESSAGES: usize = 20;
 /// Checks the graph over `live` (every live node id, ascending) and returns the problems found,
 /// in words (at most [`MAX_MESSAGES`]); an empty list means healthy. See [`check_each`].
 #[cfg(test)]
-pub(crate) fn check<G: GraphWrite>(
+pub(crate) fn check<G: GraphReverse>(
     graph: &G,
     live: &[NodeId],
     params: &Params,
@@ -38,7 +38,7 @@ pub(crate) fn check<G: GraphWrite>(
 /// Reverse links are compared per node and layer by count and by a sum of 64-bit hashes of the
 /// linking ids, so the check needs no memory per link; a mismatch escapes it with probability
 /// about 2⁻⁶⁴.
-pub(crate) fn check_each<G: GraphWrite>(
+pub(crate) fn check_each<G: GraphReverse>(
     graph: &G,
     live: &[NodeId],
     params: &Params,
@@ -266,7 +266,7 @@ fn mix(id: NodeId) -> u64 {
 mod tests {
     use super::*;
     use crate::graph::memory::random_graph;
-    use crate::graph::{EntryPoint, GraphRead, MemoryGraph};
+    use crate::graph::{EntryPoint, GraphRead, GraphWrite, MemoryGraph};
     use crate::options::Metric;
 
     /// A view of a graph with one reverse entry hidden and the entry point replaced.
@@ -294,20 +294,13 @@ mod tests {
         }
     }
 
-    impl GraphWrite for Tampered<'_> {
+    impl GraphReverse for Tampered<'_> {
         fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
             self.graph.linked_from(id, layer, out)?;
             if self.hide_reverse_of == Some(id) && layer == 0 {
                 out.pop();
             }
             Ok(())
-        }
-        fn set_neighbours(&mut self, _: NodeId, _: u8, _: &[NodeId]) -> Result<()> {
-            unreachable!("check does not write")
-        }
-        fn set_entry_point(&mut self, _: Option<EntryPoint>) {}
-        fn highest_node(&self, _: NodeId) -> Result<Option<EntryPoint>> {
-            unreachable!("check does not ask")
         }
     }
 

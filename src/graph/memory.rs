@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{EntryPoint, GraphRead, GraphWrite, NodeId};
+use super::{EntryPoint, GraphRead, GraphReverse, GraphWrite, NodeId};
 use crate::error::{Error, Result};
 use crate::options::Metric;
 
@@ -155,13 +155,15 @@ impl GraphRead for MemoryGraph {
     }
 }
 
-impl GraphWrite for MemoryGraph {
+impl GraphReverse for MemoryGraph {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
         out.clear();
         out.extend(&self.on_layer(id, layer)?.reverse[usize::from(layer)]);
         Ok(())
     }
+}
 
+impl GraphWrite for MemoryGraph {
     fn set_neighbours(&mut self, id: NodeId, layer: u8, list: &[NodeId]) -> Result<()> {
         self.on_layer(id, layer)?;
         for (i, &n) in list.iter().enumerate() {

@@ -89,11 +89,16 @@ pub(crate) trait GraphRead {
     fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32>;
 }
 
-/// Write access, for insert and remove. Implementations keep reverse links exactly in step with
-/// every [`set_neighbours`](GraphWrite::set_neighbours).
-pub(crate) trait GraphWrite: GraphRead {
+/// Reverse links: who links to a node. Deletes need them exactly, and `check` compares them with
+/// the forward lists.
+pub(crate) trait GraphReverse: GraphRead {
     /// Replaces `out` with the nodes whose list on `layer` contains `id` (any order, no duplicates).
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()>;
+}
+
+/// Write access, for insert and remove. Implementations keep reverse links exactly in step with
+/// every [`set_neighbours`](GraphWrite::set_neighbours).
+pub(crate) trait GraphWrite: GraphReverse {
     /// Replaces the list of `id` on `layer` with `list` (no duplicates, no `id`, within bounds).
     fn set_neighbours(&mut self, id: NodeId, layer: u8, list: &[NodeId]) -> Result<()>;
     /// Read-modify-write of one list, atomic under concurrent writers: `buf` receives the list

@@ -43,7 +43,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::insert::connect;
 use super::select::{adopt, Rank, Rule};
-use super::{EntryPoint, GraphRead, GraphWrite, NodeId, Params, Scratch};
+use super::{EntryPoint, GraphRead, GraphReverse, GraphWrite, NodeId, Params, Scratch};
 use crate::error::{Error, Result};
 
 /// Into an empty graph, this many nodes are inserted serially before the threads start, so
@@ -51,10 +51,7 @@ use crate::error::{Error, Result};
 const SERIAL_START: usize = 64;
 
 /// The graph before a parallel build: read-only, shared by every thread.
-pub(crate) trait Frozen: GraphRead + Sync {
-    /// Replaces `out` with the nodes whose list on `layer` contains `id`.
-    fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()>;
-}
+pub(crate) trait Frozen: GraphReverse + Sync {}
 
 /// Links the nodes of `batch` into `base`'s graph on `threads` threads and returns the lists
 /// that changed. `slots` bounds every node id (`next_id`).
@@ -510,7 +507,7 @@ impl<B: Frozen> GraphRead for Handle<'_, '_, B> {
     }
 }
 
-impl<B: Frozen> GraphWrite for Handle<'_, '_, B> {
+impl<B: Frozen> GraphReverse for Handle<'_, '_, B> {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
         if let Some((chunk, i)) = self.shared.get(id) {
             if let Some(lists) = &*lock(&chunk.reverse[i]) {
@@ -524,7 +521,9 @@ impl<B: Frozen> GraphWrite for Handle<'_, '_, B> {
         }
         self.shared.base.linked_from(id, layer, out)
     }
+}
 
+impl<B: Frozen> GraphWrite for Handle<'_, '_, B> {
     fn set_neighbours(&mut self, id: NodeId, layer: u8, list: &[NodeId]) -> Result<()> {
         let mut buf = Vec::new();
         self.update_neighbours(id, layer, &mut buf, |_, buf| {
@@ -617,11 +616,7 @@ mod tests {
     use crate::graph::{check, insert, level_for};
     use crate::options::Metric;
 
-    impl Frozen for MemoryGraph {
-        fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
-            GraphWrite::linked_from(self, id, layer, out)
-        }
-    }
+    impl Frozen for MemoryGraph {}
 
     fn test_seed(default: u64) -> u64 {
         let seed = std::env::var("HNSWDB_SEED")
@@ -758,7 +753,7 @@ mod tests {
         let mut cut = Vec::new();
         let (mut from, mut list) = (Vec::new(), Vec::new());
         for w in (100..600).step_by(37).filter(|&w| w != ep) {
-            GraphWrite::linked_from(&graph, w, 0, &mut from).unwrap();
+            GraphReverse::linked_from(&graph, w, 0, &mut from).unwrap();
             for &u in &from {
                 if u == ep || u < w {
                     graph.neighbours(u, 0, &mut list).unwrap();
