@@ -25,14 +25,7 @@ fn searches_run_while_a_writer_writes() {
         .unwrap(),
     );
     let vectors = common::random_vectors(common::seed(11), 600, 8);
-    index
-        .insert_batch(
-            vectors[..100]
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &vectors[..100]);
     // Keys below `inserted` have returned from `insert`.
     let inserted = Arc::new(AtomicU64::new(100));
     let done = Arc::new(AtomicBool::new(false));

@@ -67,14 +67,7 @@ fn flipped_bits_never_panic() {
     let vectors = common::random_vectors(seed, 300, 8);
     {
         let index = Index::create(&original, Options::new(8).metric(Metric::L2).m(4)).unwrap();
-        index
-            .insert_batch(
-                vectors
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (i as u64, v.as_slice())),
-            )
-            .unwrap();
+        common::insert_numbered(&index, &vectors);
         for key in (0..300).step_by(5) {
             index.remove(key).unwrap();
         }

@@ -13,14 +13,7 @@ fn build(n: usize) -> (tempfile::TempDir, Index, Vec<Vec<f32>>) {
     )
     .unwrap();
     let vectors = common::random_vectors(common::seed(5), n, 8);
-    index
-        .insert_batch(
-            vectors
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &vectors);
     (dir, index, vectors)
 }
 

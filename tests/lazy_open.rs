@@ -56,13 +56,7 @@ fn unloaded_loaded_and_uncached_give_identical_answers() {
         .m(16)
         .ef_construction(100);
     let index = Index::create(&path, options).unwrap();
-    index
-        .insert_batch(
-            base.iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &base);
     let built = answers(&index, queries, 64);
     drop(index);
 
@@ -100,14 +94,7 @@ fn cosine_answers_do_not_depend_on_the_cache() {
     let path = tmp.path().join("c.hnsw");
     let vectors = common::random_vectors(common::seed(5), 1500, 12);
     let index = Index::create(&path, Options::new(12).metric(Metric::Cosine).m(6)).unwrap();
-    index
-        .insert_batch(
-            vectors
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &vectors);
     let queries = common::random_vectors(common::seed(6), 50, 12);
     let built = answers(&index, &queries, 32);
     drop(index);
@@ -261,14 +248,7 @@ fn dropping_an_index_mid_load_releases_the_file() {
     let path = tmp.path().join("d.hnsw");
     let vectors = common::random_vectors(common::seed(9), 3000, 32);
     let index = Index::create(&path, Options::new(32).metric(Metric::L2)).unwrap();
-    index
-        .insert_batch(
-            vectors
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &vectors);
     drop(index);
     // Held back: the loader waits, and must still stop.
     let index = Index::open_paused(&path).unwrap();
@@ -289,14 +269,7 @@ fn compact_during_a_pending_load() {
     let path = tmp.path().join("k.hnsw");
     let vectors = common::random_vectors(common::seed(12), 800, 8);
     let index = Index::create(&path, Options::new(8).metric(Metric::L2).m(4)).unwrap();
-    index
-        .insert_batch(
-            vectors
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &vectors);
     drop(index);
     let mut index = Index::open_paused(&path).unwrap();
     for k in 0..400 {
@@ -317,14 +290,7 @@ fn searches_run_while_the_cache_loads() {
     let path = tmp.path().join("s.hnsw");
     let vectors = common::random_vectors(common::seed(13), 2000, 16);
     let index = Index::create(&path, Options::new(16).metric(Metric::L2).m(6)).unwrap();
-    index
-        .insert_batch(
-            vectors
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &vectors);
     let expected = answers(&index, &vectors[..30], 40);
     drop(index);
     let index = Arc::new(Index::open_paused(&path).unwrap());

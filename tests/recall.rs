@@ -35,13 +35,7 @@ fn check_data_set(name: &str, metric: Metric, floor: f64) {
 
     let index = Index::create(&path, options).unwrap();
     let start = std::time::Instant::now();
-    index
-        .insert_batch(
-            base.iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &base);
     let built = start.elapsed();
     let recall = recall_at_10(&index, &queries, &truth, 64);
     eprintln!(

@@ -108,13 +108,7 @@ fn compact_gives_space_back_and_keeps_everything() {
     let path = dir.path().join("t.hnsw");
     let rows = common::random_vectors(9, 4000, 16);
     let mut index = Index::create(&path, Options::new(16).metric(Metric::L2)).unwrap();
-    index
-        .insert_batch(
-            rows.iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v.as_slice())),
-        )
-        .unwrap();
+    common::insert_numbered(&index, &rows);
     let mut tx = index.write().unwrap();
     for key in (0..4000u64).filter(|k| k % 4 != 0) {
         tx.remove(key).unwrap();

@@ -72,6 +72,18 @@ pub fn seed(default: u64) -> u64 {
     seed
 }
 
+/// Inserts `vectors` in one batch, the vector at position `i` under key `i`.
+pub fn insert_numbered(index: &hnswdb::Index, vectors: &[Vec<f32>]) {
+    index
+        .insert_batch(
+            vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64, v.as_slice())),
+        )
+        .unwrap();
+}
+
 /// SplitMix64: a small, fast, deterministic generator for test plans and data.
 pub struct Rng(pub u64);
 
