@@ -28,6 +28,9 @@ use std::sync::OnceLock;
 use hnswdb::{Error, Index, Metric, Options, SearchParams};
 use libfuzzer_sys::fuzz_target;
 
+mod common;
+use common::scratch_dir;
+
 /// The first bytes of every redb file.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 
@@ -70,17 +73,6 @@ fn originals() -> &'static [Vec<u8>] {
             std::fs::read(&empty).unwrap(),
         ]
     })
-}
-
-/// A directory in memory when there is one.
-fn scratch_dir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in(shm) {
-            return dir;
-        }
-    }
-    tempfile::tempdir().unwrap()
 }
 
 /// The file the input describes.

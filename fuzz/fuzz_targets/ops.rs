@@ -10,11 +10,13 @@
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use arbitrary::Arbitrary;
 use hnswdb::{Durability, Error, Hit, Index, Metric, Options, SearchParams};
 use libfuzzer_sys::fuzz_target;
+
+mod common;
+use common::scratch_dir;
 
 /// At most this many operations per input, so one input stays fast.
 const MAX_OPS: usize = 64;
@@ -268,17 +270,6 @@ fn assert_exact(metric: Metric, rows: &[(u64, Vec<f32>)], query: &[f32], k: usiz
             }
         }
     }
-}
-
-/// A directory in memory when there is one: commits fsync, and tmpfs makes that free.
-fn scratch_dir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in(shm) {
-            return dir;
-        }
-    }
-    tempfile::tempdir().unwrap()
 }
 
 fn run(input: Input) {

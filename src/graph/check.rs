@@ -254,12 +254,9 @@ impl Report {
     }
 }
 
-/// A 64-bit mix of an id (splitmix64's finaliser), so sums of different id sets rarely collide.
+/// A 64-bit mix of an id, so sums of different id sets rarely collide.
 fn mix(id: NodeId) -> u64 {
-    let mut z = u64::from(id).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    super::level::splitmix64(u64::from(id))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub(crate) fn level_for(seed: u64, counter: u64, m: usize) -> u8 {
 }
 
 /// splitmix64 (Steele, Lea & Flood 2014): a bijective 64-bit mixer with good avalanche.
-fn splitmix64(x: u64) -> u64 {
+pub(super) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

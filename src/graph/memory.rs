@@ -210,6 +210,39 @@ impl GraphWrite for MemoryGraph {
     }
 }
 
+/// The seed of randomised graph tests: `HNSWDB_SEED` if set, else `default`; printed either way.
+#[cfg(test)]
+pub(crate) fn test_seed(default: u64) -> u64 {
+    let seed = std::env::var("HNSWDB_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    eprintln!("seed {seed} (set HNSWDB_SEED to reproduce)");
+    seed
+}
+
+/// A splitmix64 stream, for graph tests.
+#[cfg(test)]
+pub(crate) struct Rng(pub u64);
+
+#[cfg(test)]
+impl Rng {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        let z = super::level::splitmix64(self.0);
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z
+    }
+
+    /// A float in [-1, 1).
+    pub(crate) fn float(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    pub(crate) fn vector(&mut self, dim: usize) -> Vec<f32> {
+        (0..dim).map(|_| self.float()).collect()
+    }
+}
+
 /// A graph of `n` random `dim`-d vectors (L2, coordinates in [-1, 1)) built by `graph::insert`
 /// with `m` and `ef_construction` 64, reproducible from `seed`.
 pub(crate) fn random_graph(
@@ -350,35 +383,6 @@ mod tests {
                 .collect();
             all.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             all
-        }
-    }
-
-    /// The seed of randomised tests: `HNSWDB_SEED` if set, else `default`; printed either way.
-    fn test_seed(default: u64) -> u64 {
-        let seed = std::env::var("HNSWDB_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default);
-        eprintln!("seed {seed} (set HNSWDB_SEED to reproduce)");
-        seed
-    }
-
-    /// splitmix64 stream of floats in [-1, 1).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn float(&mut self) -> f32 {
-            (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        }
-        fn vector(&mut self, dim: usize) -> Vec<f32> {
-            (0..dim).map(|_| self.float()).collect()
         }
     }
 

@@ -611,6 +611,7 @@ impl<B: Frozen> GraphWrite for Handle<'_, '_, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::memory::{test_seed, Rng};
     use crate::graph::select::orphans;
     use crate::graph::MemoryGraph;
     use crate::graph::{check, insert, level_for};
@@ -618,29 +619,18 @@ mod tests {
 
     impl Frozen for MemoryGraph {}
 
-    fn test_seed(default: u64) -> u64 {
-        let seed = std::env::var("HNSWDB_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default);
-        eprintln!("seed: {seed} (set HNSWDB_SEED to reproduce)");
-        seed
-    }
-
     /// Deterministic vectors in `[-1, 1)`, clustered around a few centres so that lists fill
     /// and shrink often.
     fn vectors(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
-        let mut state = seed;
-        let mut next = move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
-        let centres: Vec<Vec<f32>> = (0..8).map(|_| (0..dim).map(|_| next()).collect()).collect();
+        let mut rng = Rng(seed);
+        let centres: Vec<Vec<f32>> = (0..8).map(|_| rng.vector(dim)).collect();
         (0..n)
-            .map(|i| centres[i % 8].iter().map(|c| c + 0.1 * next()).collect())
+            .map(|i| {
+                centres[i % 8]
+                    .iter()
+                    .map(|c| c + 0.1 * rng.float())
+                    .collect()
+            })
             .collect()
     }
 

@@ -1,6 +1,9 @@
 //! The `hnswdb` command line, end to end: every subcommand on small files written here, bad
 //! input files giving one clear error line, a killed and resumed build, and recall reporting.
 
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,18 +14,9 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use tempfile::TempDir;
 
-/// `n` pseudo-random vectors of `dim` components in [-1, 1), from `seed` (splitmix64).
+/// `n` pseudo-random vectors of `dim` components in [-1, 1), from `seed`.
 fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    };
-    (0..n).map(|_| (0..dim).map(|_| next()).collect()).collect()
+    common::random_vectors(seed, n, dim)
 }
 
 /// Writes `rows` in the TEXMEX layout: per row a little-endian `i32` length, then the values.

@@ -1,0 +1,12 @@
+//! What both fuzz targets use.
+
+/// A directory in memory when there is one: commits fsync, and tmpfs makes that free.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
