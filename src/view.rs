@@ -15,7 +15,7 @@ use crate::cache::{file_slot, NodeSlot, Snapshot, UpperNode};
 use crate::error::{Error, Result};
 use crate::graph::{EntryPoint, Frozen, GraphRead, GraphReverse, GraphWrite, NodeId};
 use crate::options::Metric;
-use crate::store::{ReadTables, WriteTables};
+use crate::store::{ReadTables, Tables, WriteTables};
 
 /// Key of a list in the overlays: `id << 8 | layer`, as in the file.
 fn list_key(id: NodeId, layer: u8) -> u64 {
@@ -338,6 +338,30 @@ impl Work {
         self.snap.counters.inserts += 1;
     }
 
+    /// Replaces `out` with the nodes that link to `id` on `layer`: this transaction's reverse
+    /// list if it touched it, else the file's (`tables`: the write transaction's, or the
+    /// snapshot's, which hold the same until the commit flushes).
+    pub(crate) fn linked_from<K, B>(
+        &self,
+        tables: &Tables<K, B>,
+        id: NodeId,
+        layer: u8,
+        out: &mut Vec<NodeId>,
+    ) -> Result<()>
+    where
+        K: redb::ReadableTable<u64, u64>,
+        B: redb::ReadableTable<u64, &'static [u8]>,
+    {
+        match self.reverse.get(&list_key(id, layer)) {
+            Some(list) => {
+                out.clear();
+                out.extend_from_slice(list);
+                Ok(())
+            }
+            None => tables.reverse_into(id, layer, out),
+        }
+    }
+
     /// Replaces `out` with the final list of `id` on `layer`: empty for a removed node, and for a
     /// layer above its level (a recycled id may come back lower than it was).
     pub(crate) fn list_into(
@@ -444,14 +468,7 @@ impl GraphRead for WorkGraph<'_, '_> {
 
 impl GraphReverse for WorkGraph<'_, '_> {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
-        match self.work.reverse.get(&list_key(id, layer)) {
-            Some(list) => {
-                out.clear();
-                out.extend_from_slice(list);
-                Ok(())
-            }
-            None => self.tables.reverse_into(id, layer, out),
-        }
+        self.work.linked_from(self.tables, id, layer, out)
     }
 }
 
@@ -594,14 +611,7 @@ impl GraphRead for WorkView<'_> {
 
 impl GraphReverse for WorkView<'_> {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
-        match self.work.reverse.get(&list_key(id, layer)) {
-            Some(list) => {
-                out.clear();
-                out.extend_from_slice(list);
-                Ok(())
-            }
-            None => self.work.snap.tables.reverse_into(id, layer, out),
-        }
+        self.work.linked_from(&self.work.snap.tables, id, layer, out)
     }
 }
 
