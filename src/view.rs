@@ -611,7 +611,8 @@ impl GraphRead for WorkView<'_> {
 
 impl GraphReverse for WorkView<'_> {
     fn linked_from(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
-        self.work.linked_from(&self.work.snap.tables, id, layer, out)
+        self.work
+            .linked_from(&self.work.snap.tables, id, layer, out)
     }
 }
 
