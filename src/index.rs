@@ -537,7 +537,7 @@ impl Index {
         }
         let snap = self.snapshot();
         let ef = params.ef.unwrap_or(self.options.ef_search).max(params.k);
-        let query = self.options.metric.search_form(query);
+        let metric = self.options.metric;
         let filter_panic = RefCell::new(None);
         let filter_error = RefCell::new(None);
         let filter = params.filter.as_ref().map(|f| {
@@ -563,23 +563,23 @@ impl Index {
         });
         let filter_ref = filter.as_ref().map(|f| f as &dyn Fn(NodeId) -> bool);
         let result = store::guarded("search", || {
-            let graph = SnapshotGraph::new(&snap, self.options.metric);
-            let mut found = Vec::new();
+            let graph = SnapshotGraph::new(&snap, metric);
             with_scratch(|scratch| {
-                graph::search(&graph, &query, ef, filter_ref, scratch, &mut found)
-            })?;
-            if found.len() < params.k && (found.len() as u64) < snap.counters.len {
-                found = exact_scan(&graph, &snap, &query, filter_ref)?;
-            }
-            found
-                .into_iter()
-                .map(|(distance, id)| {
-                    Ok(Hit {
-                        key: snap.node(id)?.key,
-                        distance,
-                    })
-                })
-                .collect::<Result<Vec<Hit>>>()
+                let mut search_query = std::mem::take(&mut scratch.query);
+                let mut found = std::mem::take(&mut scratch.found_ids);
+                metric.search_form_into(query, &mut search_query);
+                let hits =
+                    graph::search(&graph, &search_query, ef, filter_ref, scratch, &mut found)
+                        .and_then(|()| {
+                            if found.len() < params.k && (found.len() as u64) < snap.counters.len {
+                                found = exact_scan(&graph, &snap, &search_query, filter_ref)?;
+                            }
+                            nearest_hits(&snap, &found, params.k)
+                        });
+                scratch.query = search_query;
+                scratch.found_ids = found;
+                hits
+            })
         });
         if let Some(panic) = filter_panic.into_inner() {
             resume_unwind(panic);
@@ -587,10 +587,7 @@ impl Index {
         if let Some(e) = filter_error.into_inner() {
             return Err(e);
         }
-        let mut hits = result?;
-        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.key.cmp(&b.key)));
-        hits.truncate(params.k);
-        Ok(hits)
+        result
     }
 
     /// The vector stored under `key`, exactly as inserted.
@@ -702,6 +699,27 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
         Ok(mut scratch) => f(&mut scratch),
         Err(_) => f(&mut Scratch::new()),
     })
+}
+
+/// The `k` nearest of `found` (sorted by distance, then id) as hits, ties by key. Keys are looked
+/// up only for those and for any further node at the `k`-th distance, which may win the tie.
+fn nearest_hits(snap: &Snapshot, found: &[(f32, NodeId)], k: usize) -> Result<Vec<Hit>> {
+    let cut = match found.get(k.saturating_sub(1)) {
+        Some(&(kth, _)) => k + found[k..].iter().take_while(|(d, _)| *d == kth).count(),
+        None => found.len(),
+    };
+    let mut hits = found[..cut]
+        .iter()
+        .map(|&(distance, id)| {
+            Ok(Hit {
+                key: snap.node(id)?.key,
+                distance,
+            })
+        })
+        .collect::<Result<Vec<Hit>>>()?;
+    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.key.cmp(&b.key)));
+    hits.truncate(k);
+    Ok(hits)
 }
 
 /// Every live node passing `filter`, nearest first: the fallback when the graph walk finds too

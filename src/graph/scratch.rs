@@ -114,6 +114,10 @@ pub(crate) struct Scratch {
     pub(super) ids: Vec<NodeId>,
     /// The id buffers of a removal.
     pub(super) removal: super::remove::Buffers,
+    /// `Index::search_with`'s query in search form and its `(distance, id)` results, kept so
+    /// that a query allocates nothing but its answer.
+    pub(crate) query: Vec<f32>,
+    pub(crate) found_ids: Vec<(f32, NodeId)>,
 }
 
 impl Scratch {
