@@ -252,7 +252,13 @@ fn truncated_index_is_an_error() {
     for cut in [full.len() / 2, full.len() / 4, 4096, 600, 9] {
         std::fs::write(&path, &full[..cut]).unwrap();
         match Index::open(&path) {
-            Err(e) => eprintln!("cut at {cut}: {e}"),
+            Err(e) => {
+                eprintln!("cut at {cut}: {e}");
+                assert!(
+                    matches!(e, Error::Corrupt { .. } | Error::Storage(_)),
+                    "cut at {cut}: {e:?}"
+                );
+            }
             Ok(index) => {
                 // redb may repair a truncated tail; whatever opened must then check out or
                 // report damage, never panic.
