@@ -43,7 +43,7 @@ struct Reader<'a, K, B> {
     metric: Metric,
 }
 
-impl<K, B> Reader<'_, K, B>
+impl<'a, K, B> Reader<'a, K, B>
 where
     K: ReadableTable<u64, u64>,
     B: ReadableTable<u64, &'static [u8]>,
@@ -103,25 +103,57 @@ where
         Ok(())
     }
 
+    /// The layer-0 list of `id`, if the layer-0 cache holds it.
+    #[inline]
+    fn cached_links0(&self, id: NodeId) -> Result<Option<&'a [NodeId]>> {
+        let Some(row) = self.snap.links0.as_ref().and_then(|links| links.get(id)) else {
+            return Ok(None);
+        };
+        let count = row[0] as usize;
+        match row.get(1..1 + count) {
+            Some(ids) => Ok(Some(ids)),
+            None => Err(Error::corrupt(
+                format!("node {id} has an oversized list"),
+                "graph",
+            )),
+        }
+    }
+
+    #[inline]
+    fn neighbours_ref<'s>(
+        &self,
+        id: NodeId,
+        layer: u8,
+        buf: &'s mut Vec<NodeId>,
+    ) -> Result<&'s [NodeId]>
+    where
+        'a: 's,
+    {
+        if layer == 0 {
+            if let Some(ids) = self.cached_links0(id)? {
+                return Ok(ids);
+            }
+        }
+        self.neighbours(id, layer, buf)?;
+        Ok(buf)
+    }
+
     #[inline]
     fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
         if layer > 0 {
             return self.upper_neighbours(id, layer, out);
         }
-        if let Some(links) = &self.snap.links0 {
-            if let Some(row) = links.get(id) {
-                let count = row[0] as usize;
-                let ids = row.get(1..1 + count).ok_or_else(|| {
-                    Error::corrupt(format!("node {id} has an oversized list"), "graph")
-                })?;
+        if let Some(ids) = self.cached_links0(id)? {
+            out.clear();
+            out.extend_from_slice(ids);
+            return Ok(());
+        }
+        if self.snap.links0.is_none() {
+            if let Some(list) = self.overlay.and_then(|o| o.links0.get(&id)) {
                 out.clear();
-                out.extend_from_slice(ids);
+                out.extend_from_slice(list);
                 return Ok(());
             }
-        } else if let Some(list) = self.overlay.and_then(|o| o.links0.get(&id)) {
-            out.clear();
-            out.extend_from_slice(list);
-            return Ok(());
         }
         self.tables.links_into(id, 0, out)
     }
@@ -146,10 +178,16 @@ where
     fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32> {
         match self.cached_vector(id) {
             Some(v) => Ok(self.metric.search_distance(query, v)),
-            None => self
-                .tables
-                .vector_with(id, |v| self.metric.stored_distance(query, v)),
+            None => self.file_distance_to(query, id),
         }
+    }
+
+    /// `distance_to` a vector read from the file: kept out of line so that the cached path
+    /// inlines into the search loop.
+    #[inline(never)]
+    fn file_distance_to(&self, query: &[f32], id: NodeId) -> Result<f32> {
+        self.tables
+            .vector_with(id, |v| self.metric.stored_distance(query, v))
     }
 
     fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32> {
@@ -173,6 +211,15 @@ macro_rules! delegate_graph_read {
         }
         fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
             self.reader().neighbours(id, layer, out)
+        }
+        #[inline]
+        fn neighbours_ref<'s>(
+            &'s self,
+            id: NodeId,
+            layer: u8,
+            buf: &'s mut Vec<NodeId>,
+        ) -> Result<&'s [NodeId]> {
+            self.reader().neighbours_ref(id, layer, buf)
         }
         #[inline]
         fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32> {

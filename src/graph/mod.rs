@@ -76,6 +76,18 @@ pub(crate) trait GraphRead {
     fn level(&self, id: NodeId) -> Result<u8>;
     /// Replaces `out` with the neighbours of `id` on `layer`.
     fn neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()>;
+    /// The neighbours of `id` on `layer`: borrowed from the graph where it holds the list in
+    /// memory, else read into `buf` (which then holds them). Saves searches a copy per expansion.
+    #[inline]
+    fn neighbours_ref<'a>(
+        &'a self,
+        id: NodeId,
+        layer: u8,
+        buf: &'a mut Vec<NodeId>,
+    ) -> Result<&'a [NodeId]> {
+        self.neighbours(id, layer, buf)?;
+        Ok(buf)
+    }
     /// Distance from `query` (search form) to node `id`.
     fn distance_to(&self, query: &[f32], id: NodeId) -> Result<f32>;
     /// A hint that `distance_to` will read node `id`'s vector soon: a graph that holds it in

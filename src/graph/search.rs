@@ -136,14 +136,12 @@ pub(super) fn search_layer<G: GraphRead>(
             break;
         }
         expanded += 1;
-        graph.neighbours(c.id, layer, links)?;
+        let links = graph.neighbours_ref(c.id, layer, links)?;
         // Start loading every vector about to be compared: the loads overlap.
-        for &n in links.iter() {
-            if !visited.contains(n) {
-                graph.prefetch_vector(n);
-            }
+        for &n in links {
+            graph.prefetch_vector(n);
         }
-        for &n in links.iter() {
+        for &n in links {
             if !visited.fits(n) {
                 // A real node, before the visited set grows to its id.
                 graph.level(n)?;
@@ -160,9 +158,12 @@ pub(super) fn search_layer<G: GraphRead>(
                 }
                 candidates.push(Reverse(Near::new(dist, n)));
                 if filter.is_none_or(|f| f(n)) {
-                    results.push(Near::new(dist, n));
-                    if results.len() > ef {
-                        results.pop();
+                    let near = Near::new(dist, n);
+                    if results.len() < ef {
+                        results.push(near);
+                    } else if let Some(mut farthest) = results.peek_mut() {
+                        // Full, so `dist < worst`: replace the farthest, in one sift.
+                        *farthest = near;
                     }
                 }
             }
