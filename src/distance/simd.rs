@@ -50,18 +50,29 @@ pub(crate) fn dot_and_norm_sq(q: &[f32], v: &[f32]) -> (f32, f32) {
     unsafe { (k.dot_and_norm_sq)(q, v) }
 }
 
-/// Asks the CPU to start loading the cache line at the start of `data`, which is about to be
-/// read: a search reads vectors and lists at random places, so the loads overlap each other and
-/// the distances (hnswlib does the same). A hint only; nothing happens on other architectures.
+/// Most bytes of one slice [`prefetch`] asks for: every line of a vector of up to 512 `f32`s.
+/// Measured at ef 64 against the first line only: 100k x 128 (512 B) +55% queries/s, minilm50k
+/// (1.5 KiB) +10%, bigann10k (in cache) within noise; whole 30k x 1536 vectors (6 KiB, 32 of them
+/// per expansion overflow L1) lost 20%, their first 1–2 KiB were neutral.
+const PREFETCH_BYTES: usize = 2048;
+
+/// Asks the CPU to start loading the cache lines of `data` (up to [`PREFETCH_BYTES`]), which is
+/// about to be read: a search reads vectors and lists at random places, so the loads overlap each
+/// other and the distances. A hint only; nothing happens on other architectures.
 #[inline(always)]
 pub(crate) fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 CPU has (it is in the baseline
-    // target). A prefetch never faults and changes no memory, whatever the address; this one
-    // is the start of a live slice anyway.
-    unsafe {
+    {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(data.as_ptr().cast::<i8>());
+        let start = data.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(data).min(PREFETCH_BYTES);
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 CPU has (it is in the
+            // baseline target). A prefetch never faults and changes no memory, whatever the
+            // address; this one is inside a live slice anyway (`offset < bytes`), and
+            // `wrapping_add` computes it without any requirement.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;
