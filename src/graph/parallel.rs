@@ -502,6 +502,11 @@ impl<B: Frozen> GraphRead for Handle<'_, '_, B> {
         self.shared.base.distance_to(query, id)
     }
 
+    #[inline]
+    fn prefetch_vector(&self, id: NodeId) {
+        self.shared.base.prefetch_vector(id);
+    }
+
     fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32> {
         self.shared.base.distance_between(a, b)
     }
