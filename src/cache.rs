@@ -18,9 +18,9 @@
 //! A part is loaded at one commit and installed at a later one: [`Snapshot::install`] re-reads
 //! from the file whatever the commits in between changed ([`Changes`]), so nothing is lost.
 //!
-//! Arrays are split into chunks of [`CHUNK`] ids behind `Arc`s: a writer clones the snapshot
-//! (one refcount per chunk), changes only the chunks it touches (copy-on-write), and publishes
-//! the result; searches on the old snapshot are not disturbed and never wait.
+//! Arrays are [`Chunked`]: a writer clones the snapshot (a refcount per group of chunks),
+//! changes only the chunks it touches (copy-on-write), and publishes the result; searches on the
+//! old snapshot are not disturbed and never wait.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,54 +28,10 @@ use std::sync::Arc;
 
 use redb::ReadableTable;
 
+use crate::chunked::Chunked;
 use crate::error::{Error, Result};
 use crate::graph::{EntryPoint, NodeId, MAX_LEVEL};
 use crate::store::{ReadTables, Tables};
-
-/// log2 of the ids per chunk.
-const CHUNK_BITS: u32 = 6;
-/// Ids per chunk: small enough that copy-on-write of a touched chunk stays cheap.
-const CHUNK: usize = 1 << CHUNK_BITS;
-
-/// A growable array of `stride`-wide rows indexed by node id, in shared chunks.
-#[derive(Clone)]
-pub(crate) struct Chunked<T> {
-    stride: usize,
-    chunks: Vec<Arc<[T]>>,
-}
-
-impl<T: Clone + Default> Chunked<T> {
-    pub(crate) fn new(stride: usize) -> Self {
-        Chunked {
-            stride,
-            chunks: Vec::new(),
-        }
-    }
-
-    /// The row of `id`, or `None` beyond the end.
-    #[inline]
-    pub(crate) fn get(&self, id: NodeId) -> Option<&[T]> {
-        let chunk = self.chunks.get((id >> CHUNK_BITS) as usize)?;
-        let start = (id as usize & (CHUNK - 1)) * self.stride;
-        Some(&chunk[start..start + self.stride])
-    }
-
-    /// The row of `id`, for writing: grows the array and unshares the chunk as needed.
-    pub(crate) fn get_mut(&mut self, id: NodeId) -> &mut [T] {
-        let index = (id >> CHUNK_BITS) as usize;
-        while self.chunks.len() <= index {
-            self.chunks
-                .push(Arc::from(vec![T::default(); CHUNK * self.stride]));
-        }
-        let start = (id as usize & (CHUNK - 1)) * self.stride;
-        &mut Arc::make_mut(&mut self.chunks[index])[start..start + self.stride]
-    }
-
-    /// Bytes held (shared chunks counted once per snapshot).
-    pub(crate) fn bytes(&self) -> u64 {
-        (self.chunks.len() * CHUNK * self.stride * std::mem::size_of::<T>()) as u64
-    }
-}
 
 /// What the cache knows of every node id below `next_id`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -542,21 +498,4 @@ fn check_dim(v: &[f32], dim: usize, id: NodeId) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunked_rows_copy_on_write() {
-        let mut a = Chunked::<u32>::new(3);
-        a.get_mut(70).copy_from_slice(&[1, 2, 3]);
-        let b = a.clone();
-        a.get_mut(70)[0] = 9;
-        assert_eq!(a.get(70).unwrap(), &[9, 2, 3]);
-        assert_eq!(b.get(70).unwrap(), &[1, 2, 3]);
-        assert_eq!(a.get(0).unwrap(), &[0, 0, 0]);
-        assert!(a.get(128).is_none());
-    }
 }

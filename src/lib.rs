@@ -13,6 +13,7 @@
 
 mod build;
 mod cache;
+mod chunked;
 mod distance;
 mod error;
 mod export;
