@@ -4,7 +4,8 @@
 #   benches/peers.sh [bigann10k] [minilm50k] [gen100k]     (default: all three)
 #
 # hnswlib runs through ../shared/bench/peers.py (a Python venv in $TMPDIR/peers-venv, made on
-# first use); hnswdb through `hnswdb bench` on the same base/query/truth files. gen100k is the
+# first use), its single-insert latency through benches/hnswlib_inserts.py; hnswdb through
+# `hnswdb bench` on the same base/query/truth files. gen100k is the
 # CLI's generated clustered set at 100,000 x 128, saved once with `bench --save-data`. Results go
 # to $OUT (default $TMPDIR/hnswdb-peers): a log and the JSON/plot of each run.
 set -euo pipefail
@@ -28,6 +29,7 @@ run() { # name dir peers-metric hnswdb-metric
     "$VENV/bin/python" "$SHARED/bench/peers.py" run "$dir" --metric "$pm" --name "$name" \
         --libs hnswlib --out "$OUT" --workdir "$OUT/work" > "$OUT/$name-peers.log" 2>&1
     cat "$OUT/${name}_python.md"
+    "$VENV/bin/python" benches/hnswlib_inserts.py "$dir" "$pm" | tee "$OUT/$name-inserts.log"
     echo "=== $name: hnswdb ($(uptime))"
     "$BIN" bench --input "$dir/base.fvecs" --query "$dir/query.fvecs" --truth "$dir/gt.ivecs" \
         --metric "$hm" --out "$OUT/$name-hnswdb" | tee "$OUT/$name-hnswdb.log"
