@@ -815,6 +815,26 @@ mod tests {
         }
     }
 
+    /// A prefetch reads and writes nothing, at any length and offset (Miri runs this one by
+    /// default: it checks the `unsafe` block in `prefetch`).
+    #[test]
+    fn prefetch_changes_nothing_at_any_length() {
+        let data: Vec<u32> = (0..2000).collect();
+        for (start, len) in [
+            (0, 0),
+            (0, 1),
+            (3, 16),
+            (5, 17),
+            (1, 511),
+            (0, 512),
+            (7, 1993),
+        ] {
+            super::prefetch(&data[start..start + len]);
+        }
+        super::prefetch::<f32>(&[]);
+        assert!(data.iter().copied().eq(0..2000));
+    }
+
     #[test]
     #[cfg_attr(miri, ignore)]
     fn dispatch_picks_simd_when_available() {
