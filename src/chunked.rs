@@ -145,4 +145,34 @@ mod tests {
         assert!(a.get(3 * ids_per_group + CHUNK as NodeId).is_none());
         assert_eq!(a.bytes(), ((3 * GROUP + 1) * CHUNK * 2 * 4) as u64);
     }
+
+    proptest::proptest! {
+        /// Against a map as the model: writes at any ids (across groups, in any order), clones
+        /// taken in between keep what they saw, and unwritten rows below the end read as default.
+        #[test]
+        fn matches_a_map_through_writes_and_clones(
+            writes in proptest::collection::vec((0u32..20_000, proptest::num::u32::ANY, proptest::bool::ANY), 1..200),
+        ) {
+            let mut array = Chunked::<u32>::new(2);
+            let mut model = std::collections::HashMap::new();
+            let mut clones = Vec::new();
+            for &(id, value, take_clone) in &writes {
+                array.get_mut(id).copy_from_slice(&[value, id]);
+                model.insert(id, value);
+                if take_clone {
+                    clones.push((array.clone(), model.clone()));
+                }
+            }
+            clones.push((array, model));
+            for (array, model) in &clones {
+                let end = model.keys().max().map_or(0, |&id| id + 1);
+                for id in (0..end).step_by(97).chain(model.keys().copied()) {
+                    let want = model.get(&id).map_or([0, 0], |&v| [v, id]);
+                    proptest::prop_assert_eq!(array.get(id).unwrap(), &want[..]);
+                }
+                let beyond = ((end as usize).div_ceil(CHUNK * GROUP) * CHUNK * GROUP) as NodeId;
+                proptest::prop_assert!(array.get(beyond).is_none());
+            }
+        }
+    }
 }
