@@ -23,10 +23,13 @@ const GROUP: usize = 1 << GROUP_BITS;
 
 /// A growable array of `stride`-wide rows indexed by node id, in shared chunks.
 ///
-/// Invariant: every group but the last holds [`GROUP`] chunks, the last one at least one.
+/// Invariant: every group but the last holds [`GROUP`] chunks, the last one at least one; no
+/// chunk holds an id at or above `capacity` (a multiple of [`CHUNK`]).
 #[derive(Clone)]
 pub(crate) struct Chunked<T> {
     stride: usize,
+    /// Ids below this one may be held; rows of the others are kept elsewhere by the caller.
+    capacity: u32,
     groups: Vec<Arc<[Arc<[T]>]>>,
 }
 
@@ -46,8 +49,31 @@ impl<T: Clone + Default> Chunked<T> {
     pub(crate) fn new(stride: usize) -> Self {
         Chunked {
             stride,
+            capacity: u32::MAX,
             groups: Vec::new(),
         }
+    }
+
+    /// An empty array of `stride`-wide rows that will never take more than `bytes` of memory:
+    /// it holds the ids of the whole chunks that fit, from id 0 ([`holds`](Self::holds)).
+    pub(crate) fn within(stride: usize, bytes: u64) -> Self {
+        let row = (stride * std::mem::size_of::<T>()).max(1) as u64;
+        let ids = bytes / row / CHUNK as u64 * CHUNK as u64;
+        Chunked {
+            capacity: u32::try_from(ids).unwrap_or(u32::MAX),
+            ..Chunked::new(stride)
+        }
+    }
+
+    /// Whether the row of `id` belongs in this array (it may not be written yet).
+    #[inline]
+    pub(crate) fn holds(&self, id: NodeId) -> bool {
+        id < self.capacity
+    }
+
+    /// The ids the array may hold: those below this one.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
     }
 
     /// The row of `id`, or `None` beyond the end.
@@ -59,7 +85,13 @@ impl<T: Clone + Default> Chunked<T> {
     }
 
     /// The row of `id`, for writing: grows the array and unshares the group and chunk as needed.
+    /// Invariant: `holds(id)`.
     pub(crate) fn get_mut(&mut self, id: NodeId) -> &mut [T] {
+        debug_assert!(
+            self.holds(id),
+            "id {id} beyond the capacity {}",
+            self.capacity
+        );
         let (group, chunk, start) = place(id, self.stride);
         self.grow(group, chunk);
         let chunks = Arc::make_mut(&mut self.groups[group]);
@@ -144,6 +176,15 @@ mod tests {
         assert!(a.get(4 * ids_per_group).is_none());
         assert!(a.get(3 * ids_per_group + CHUNK as NodeId).is_none());
         assert_eq!(a.bytes(), ((3 * GROUP + 1) * CHUNK * 2 * 4) as u64);
+    }
+
+    #[test]
+    fn within_holds_the_whole_chunks_that_fit() {
+        let row = 4 * 3;
+        let a = Chunked::<u32>::within(3, (2 * CHUNK * row + row * 5) as u64);
+        assert!(a.holds(2 * CHUNK as NodeId - 1) && !a.holds(2 * CHUNK as NodeId));
+        assert!(!Chunked::<u32>::within(3, (CHUNK * row - 1) as u64).holds(0));
+        assert!(Chunked::<u32>::within(3, u64::MAX).holds(NodeId::MAX - 1));
     }
 
     proptest::proptest! {

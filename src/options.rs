@@ -177,8 +177,10 @@ impl Options {
         self
     }
 
-    /// Memory budget, in bytes, for the layer-0 cache (vectors first, then neighbour lists).
-    /// Upper layers are always cached. With 0, every layer-0 read goes to the file.
+    /// Memory budget, in bytes, for the layer-0 cache: vectors first (those of the lowest node
+    /// ids, as many as fit, when not all do), then neighbour lists if all vectors and lists
+    /// fit. Upper layers are always cached. With 0, every layer-0 read goes to the file.
+    /// Default [`DEFAULT_CACHE_BYTES`].
     pub fn cache_bytes(mut self, bytes: u64) -> Options {
         self.cache_bytes = bytes;
         self

@@ -42,8 +42,14 @@ pub struct Stats {
     pub file_bytes: u64,
     /// Bytes of memory held by the cache (upper layers, node table, layer-0 cache).
     pub cache_bytes: u64,
-    /// Whether the layer-0 vectors are cached (else read from the file).
+    /// Whether every layer-0 vector is cached (else some or all are read from the file).
     pub layer0_vectors_cached: bool,
+    /// Live vectors whose layer-0 copy the cache holds: all of them (`len`) when
+    /// `layer0_vectors_cached`, else as many as fit in [`Options::cache_bytes`] (the lowest node
+    /// ids), or none.
+    ///
+    /// [`Options::cache_bytes`]: crate::Options::cache_bytes
+    pub layer0_vectors_in_cache: u64,
     /// Whether the layer-0 neighbour lists are cached (else read from the file).
     pub layer0_links_cached: bool,
     /// Level of the entry point; `None` when empty.
@@ -173,8 +179,10 @@ impl Index {
         let mut degree_histogram: Vec<Vec<u64>> = Vec::new();
         let graph = SnapshotGraph::new(&snap, self.options().metric);
         let mut list = Vec::new();
+        let mut vectors_in_cache = 0;
         store::guarded("stats", || {
             for id in snap.live_ids()? {
+                vectors_in_cache += u64::from(snap.vectors.as_ref().is_some_and(|v| v.holds(id)));
                 let level = snap.node(id)?.level;
                 let top = usize::from(level);
                 if nodes_per_level.len() <= top {
@@ -204,7 +212,8 @@ impl Index {
             free_ids: snap.free.len() as u64,
             file_bytes: std::fs::metadata(self.path())?.len(),
             cache_bytes: snap.bytes(),
-            layer0_vectors_cached: snap.vectors.is_some(),
+            layer0_vectors_cached: snap.vectors.is_some() && vectors_in_cache == snap.counters.len,
+            layer0_vectors_in_cache: vectors_in_cache,
             layer0_links_cached: snap.links0.is_some(),
             max_level: snap.counters.entry.map(|e| e.level),
         })
@@ -334,7 +343,7 @@ impl Index {
             }
         }
         let mut vectors = 0u64;
-        tables.scan_vectors(|id, v| {
+        tables.scan_vectors(u64::MAX, |id, v| {
             vectors += 1;
             let live = match NodeId::try_from(id) {
                 Ok(id) => snap.node(id)?.live,

@@ -362,8 +362,8 @@ impl Work {
             }
         }
         match &mut self.snap.vectors {
-            Some(vectors) => vectors.get_mut(id).copy_from_slice(&search),
-            None => {
+            Some(vectors) if vectors.holds(id) => vectors.get_mut(id).copy_from_slice(&search),
+            _ => {
                 self.overlay.vectors.insert(id, search.into_boxed_slice());
             }
         }

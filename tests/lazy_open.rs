@@ -85,7 +85,22 @@ fn unloaded_loaded_and_uncached_give_identical_answers() {
     let vectors_only = reopen_with_budget(&path, 9_100 * 128 * 4);
     let stats = vectors_only.stats().unwrap();
     assert!(stats.layer0_vectors_cached && !stats.layer0_links_cached);
+    assert_eq!(stats.layer0_vectors_in_cache, 9_000);
     assert_same(&built, &answers(&vectors_only, queries, 64), "vectors only");
+    drop(vectors_only);
+
+    // The vectors of the first 4,480 ids (70 whole chunks of 64) fit, the rest are read from
+    // the file.
+    let part = reopen_with_budget(&path, 4_500 * 128 * 4);
+    let stats = part.stats().unwrap();
+    assert!(!stats.layer0_vectors_cached && !stats.layer0_links_cached);
+    assert_eq!(stats.layer0_vectors_in_cache, 4_480);
+    assert!(
+        stats.cache_bytes < 4_500 * 128 * 4 + (1 << 20),
+        "{}",
+        stats.cache_bytes
+    );
+    assert_same(&built, &answers(&part, queries, 64), "part of the vectors");
 }
 
 #[test]
@@ -240,6 +255,12 @@ fn writes_during_a_pending_load_without_layer0_cache() {
 fn writes_during_a_pending_load_with_vectors_only() {
     // 1,200 + 1,000 ids × 10 floats fit; the lists (11 words each) do not.
     writes_during_pending_load(100_000, Metric::Dot);
+}
+
+#[test]
+fn writes_during_a_pending_load_with_part_of_the_vectors() {
+    // The vectors of ids below 704 (11 chunks of 64 × 10 floats) fit; new ids go to the file.
+    writes_during_pending_load(30_000, Metric::L2);
 }
 
 #[test]

@@ -127,9 +127,13 @@ where
         Ok(())
     }
 
-    /// Calls `f` with every stored vector, ascending by id.
-    pub(crate) fn scan_vectors(&self, mut f: impl FnMut(u64, &[f32]) -> Result<()>) -> Result<()> {
-        for row in self.vectors.range::<u64>(..)? {
+    /// Calls `f` with every stored vector of an id below `end`, ascending by id.
+    pub(crate) fn scan_vectors(
+        &self,
+        end: u64,
+        mut f: impl FnMut(u64, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        for row in self.vectors.range::<u64>(..end)? {
             let (id, bytes) = row?;
             codec::with_vector(bytes.value(), |v| f(id.value(), v))??;
         }

@@ -42,6 +42,7 @@ struct StatsJson {
     file_bytes: u64,
     cache_bytes: u64,
     layer0_vectors_cached: bool,
+    layer0_vectors_in_cache: u64,
     layer0_links_cached: bool,
 }
 
@@ -56,6 +57,8 @@ fn durability_name(d: Durability) -> &'static str {
 /// Runs `hnswdb stats`.
 pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
     let index = open(&args.index)?;
+    // The cache figures describe the loaded cache, not the moment after the open.
+    index.wait_loaded()?;
     let stats: Stats = index.stats()?;
     let o = index.options();
     let mut out = io::stdout().lock();
@@ -81,6 +84,7 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
             file_bytes: stats.file_bytes,
             cache_bytes: stats.cache_bytes,
             layer0_vectors_cached: stats.layer0_vectors_cached,
+            layer0_vectors_in_cache: stats.layer0_vectors_in_cache,
             layer0_links_cached: stats.layer0_links_cached,
         };
         return report::print_json(&mut out, &json);
@@ -110,12 +114,21 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
         if o.get_quick_repair() { "on" } else { "off" }
     )?;
     writeln!(out, "file             {}", bytes(stats.file_bytes))?;
+    let vectors = if stats.layer0_vectors_cached || stats.layer0_vectors_in_cache == 0 {
+        cached(stats.layer0_vectors_cached).to_string()
+    } else {
+        format!(
+            "{} of {} cached, the rest read from the file",
+            thousands(stats.layer0_vectors_in_cache),
+            thousands(stats.len)
+        )
+    };
     writeln!(
         out,
-        "cache            {} of a {} layer-0 budget; layer-0 vectors {}, links {}",
+        "cache            {} in all (layer-0 budget {}); layer-0 vectors {}, links {}",
         bytes(stats.cache_bytes),
         bytes(o.get_cache_bytes()),
-        cached(stats.layer0_vectors_cached),
+        vectors,
         cached(stats.layer0_links_cached)
     )?;
     writeln!(out, "free ids         {}", thousands(stats.free_ids))?;
