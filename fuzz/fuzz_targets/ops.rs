@@ -28,7 +28,8 @@ struct Input {
     m: u8,
     ef_construction: u8,
     seed: u8,
-    no_cache: bool,
+    /// Layer-0 cache: none, the vectors of the first 64 ids (one chunk), or all of it.
+    cache: u8,
     ops: Vec<Op>,
 }
 
@@ -280,7 +281,11 @@ fn run(input: Input) {
         .m(2 + usize::from(input.m % 6))
         .ef_construction(1 + usize::from(input.ef_construction % 32))
         .seed(u64::from(input.seed))
-        .cache_bytes(if input.no_cache { 0 } else { 1 << 20 });
+        .cache_bytes(match input.cache % 3 {
+            0 => 0,
+            1 => (64 * 4 * dim) as u64,
+            _ => 1 << 20,
+        });
     let dir = scratch_dir();
     let path = dir.path().join("fuzz.hnsw");
     let index = Index::create(&path, options.clone()).unwrap();
