@@ -17,7 +17,7 @@ use crate::search::{check_truth, evaluate, micros, percentile};
 use crate::vecio::{self, Vectors};
 use crate::{BenchArgs, CacheArg, CliError};
 
-/// Default size of the generated data set: sized so the whole run takes about a minute on two
+/// Default size of the generated data set: sized so the whole run takes about 15 seconds on two
 /// cores in release mode.
 pub const DEFAULT_N: u64 = 50_000;
 
