@@ -192,7 +192,10 @@ mod tests {
         /// taken in between keep what they saw, and unwritten rows below the end read as default.
         #[test]
         fn matches_a_map_through_writes_and_clones(
-            writes in proptest::collection::vec((0u32..20_000, proptest::num::u32::ANY, proptest::bool::ANY), 1..200),
+            writes in proptest::collection::vec(
+                (0u32..20_000, proptest::num::u32::ANY, proptest::bool::ANY),
+                1..200,
+            ),
         ) {
             let mut array = Chunked::<u32>::new(2);
             let mut model = std::collections::HashMap::new();

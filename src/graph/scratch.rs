@@ -24,7 +24,7 @@ impl Near {
     /// `(dist, id)` as one integer ordered as `f32::total_cmp`, then id: one comparison
     /// instead of two in the heaps' hot loops.
     #[inline]
-    pub(super) fn key(self) -> u64 {
+    fn key(self) -> u64 {
         let bits = self.dist.to_bits();
         // As integers, negative floats order backwards: flip all their bits; flip only the
         // sign bit of the others, so that they order above every negative one.

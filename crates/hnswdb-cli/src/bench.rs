@@ -341,19 +341,19 @@ fn time_single_inserts(
         graph.push(linked - start);
         commit.push(end - linked);
     }
-    let p = |xs: &mut Vec<Duration>, q: f64| {
-        xs.sort_unstable();
-        micros(percentile(xs, q))
-    };
+    for times in [&mut latencies, &mut graph, &mut commit] {
+        times.sort_unstable();
+    }
+    let p = |sorted: &[Duration], q: f64| micros(percentile(sorted, q));
     Ok(InsertLatency {
         durability: name,
         inserts: SINGLE_INSERTS,
-        p50_us: p(&mut latencies, 0.50),
-        p99_us: p(&mut latencies, 0.99),
-        graph_p50_us: p(&mut graph, 0.50),
-        graph_p99_us: p(&mut graph, 0.99),
-        commit_p50_us: p(&mut commit, 0.50),
-        commit_p99_us: p(&mut commit, 0.99),
+        p50_us: p(&latencies, 0.50),
+        p99_us: p(&latencies, 0.99),
+        graph_p50_us: p(&graph, 0.50),
+        graph_p99_us: p(&graph, 0.99),
+        commit_p50_us: p(&commit, 0.50),
+        commit_p99_us: p(&commit, 0.99),
     })
 }
 
