@@ -90,7 +90,7 @@ pub(crate) fn create_database(path: &Path) -> Result<Db> {
         Ok(Db(Some(
             Database::builder()
                 .set_cache_size(REDB_CACHE_BYTES)
-                .create_file(file)?,
+                .create_with_backend(redb::backends::FileBackend::new(file)?)?,
         )))
     });
     if db.is_err() {
