@@ -311,7 +311,6 @@ fn churn(bench: &Bench, args: &Args, rng: &mut StdRng) -> Result<(), Box<dyn Err
     let initial = bench.rows(0..start_len as u64, |k| k as usize);
     let (index, _) = bench.build("churn.hnsw", &initial)?;
     drop(initial);
-    let mut index = index;
     let r0 = bench.recall(&index, &bench.rows(0..start_len as u64, |k| k as usize));
     let b0 = (index.stats()?.file_bytes, disk_bytes(index.path())?);
     println!("   round  0: recall {r0:.4}, file {}", sizes(b0));

@@ -33,7 +33,7 @@ use redb::ReadableTable;
 use crate::chunked::Chunked;
 use crate::error::{Error, Result};
 use crate::graph::{EntryPoint, NodeId, MAX_LEVEL};
-use crate::store::{ReadTables, Tables};
+use crate::store::{Db, ReadTables, Tables};
 
 /// What the cache knows of every node id below `next_id`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,6 +75,9 @@ pub(crate) struct Snapshot {
     pub free: Arc<BTreeSet<NodeId>>,
     /// The file at exactly this state, for what the cache does not hold.
     pub tables: Arc<ReadTables>,
+    /// The database `tables` read: kept open while this snapshot lives, so that a search on
+    /// it finishes even when `compact` has moved the index to a new file meanwhile.
+    pub file: Arc<Db>,
 }
 
 /// The slot of `id` as `tables` store it: a dead default without a row or beyond `next_id`.
@@ -230,9 +233,7 @@ fn check_cancel(row: u64, cancel: &AtomicBool) -> Result<()> {
 
 /// The error of a load stopped by its cancel flag.
 pub(crate) fn cancelled() -> Error {
-    Error::InvalidOptions {
-        reason: "the background load was cancelled".into(),
-    }
+    Error::LoadStopped
 }
 
 fn in_range(id: u64, next_id: u32, what: &str) -> Result<NodeId> {
@@ -249,8 +250,13 @@ fn in_range(id: u64, next_id: u32, what: &str) -> Result<NodeId> {
 
 impl Snapshot {
     /// The state committed in `txn` with no part loaded: the free ids only.
-    pub(crate) fn unloaded(txn: &redb::ReadTransaction, counters: Counters) -> Result<Snapshot> {
-        let tables = ReadTables::open(txn)?;
+    pub(crate) fn unloaded(
+        file: &Arc<Db>,
+        txn: &redb::ReadTransaction,
+        counters: Counters,
+        dim: usize,
+    ) -> Result<Snapshot> {
+        let tables = ReadTables::open(txn, dim)?;
         let free = crate::store::read_free_ids(txn)?
             .into_iter()
             .map(|id| in_range(id, counters.next_id, "free_ids"))
@@ -263,17 +269,19 @@ impl Snapshot {
             links0: None,
             free: Arc::new(free),
             tables: Arc::new(tables),
+            file: Arc::clone(file),
         })
     }
 
     /// Loads the state committed in `txn` at once: node slots and upper layers, layer 0 within
     /// the budget. Everything read is validated; damage is `Error::Corrupt`.
     pub(crate) fn load(
+        file: &Arc<Db>,
         txn: &redb::ReadTransaction,
         counters: Counters,
         shape: &Shape,
     ) -> Result<Snapshot> {
-        let mut snap = Snapshot::unloaded(txn, counters)?;
+        let mut snap = Snapshot::unloaded(file, txn, counters, shape.dim)?;
         let never = AtomicBool::new(false);
         for part in [Stage::Upper, Stage::Vectors, Stage::Links0] {
             match snap.load_part(part, shape, shape.budget, &never)? {

@@ -92,6 +92,33 @@ pub enum Error {
         /// Where in the stream.
         location: String,
     },
+    /// An earlier operation of this [`WriteTxn`](crate::WriteTxn) failed part-way, so its
+    /// working state may be inconsistent: it can no longer be used or committed.
+    #[error("an earlier operation of this write transaction failed part-way; drop the transaction (nothing of it was written) and start a new one")]
+    TransactionBroken,
+    /// This thread already holds the index's write transaction: another write, a checkpoint,
+    /// a compaction or `close` from the same thread would wait for itself forever.
+    #[error("this thread already holds a write transaction of this index; commit or drop it first (use that WriteTxn for further changes)")]
+    WriteInProgress,
+    /// The index holds as many vectors as node ids can number.
+    #[error("the index is full: it holds at most {capacity} vectors; remove some, or split the data over several indexes")]
+    Full {
+        /// The largest number of vectors an index holds.
+        capacity: u64,
+    },
+    /// The background load of the cache was stopped (by [`Index::compact`](crate::Index::compact)
+    /// or by closing the index) before it finished; searches read the rest from the file.
+    #[error("the background cache load was stopped before it finished; searches read from the file meanwhile")]
+    LoadStopped,
+    /// A thread could not be started (the operating system refused: too many threads, or no
+    /// memory for a stack).
+    #[error("could not start a {purpose} thread: {source}; lower Options::build_threads or free resources")]
+    Thread {
+        /// What the thread was for.
+        purpose: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The storage engine (redb) failed.
     #[error("storage error: {0}")]
     Storage(#[from] redb::Error),

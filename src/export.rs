@@ -42,12 +42,12 @@
 //! - 1: first format.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::files;
 use crate::graph::NodeId;
-use crate::index::{Index, IMPORTING};
+use crate::index::Index;
 use crate::options::{Metric, Options};
 use crate::store;
 
@@ -127,17 +127,10 @@ impl Index {
                 row.clear();
                 row.extend_from_slice(&key.to_le_bytes());
                 snap.tables.vector_with(id, |v| {
-                    if v.len() != dim {
-                        return Err(Error::corrupt(
-                            format!("vector has {} dimensions, not {dim}", v.len()),
-                            format!("vectors[{id}]"),
-                        ));
-                    }
                     for x in v {
                         row.extend_from_slice(&x.to_le_bytes());
                     }
-                    Ok(())
-                })??;
+                })?;
                 out.write_all(&row)?;
                 rows += 1;
                 Ok(())
@@ -173,7 +166,7 @@ impl Index {
     /// options, a truncated stream, keys out of order or repeated, a NaN, infinite or (under
     /// cosine) zero vector, a row count or checksum that does not match, bytes after the
     /// trailer. A failed import leaves nothing at `path`: the index is built under a temporary
-    /// name beside it (`<path>.importing-…`, removed on failure) and linked into place only
+    /// name beside it (`<file name>.hnswdb-import-…`, removed on failure) and moved into place only
     /// once the whole stream has checked out.
     ///
     /// ```
@@ -207,27 +200,12 @@ impl Index {
             offset: 0,
         };
         let (options, rows) = input.header()?;
-        store::remove_leftovers(path, &[IMPORTING]);
-        let tmp = import_path(path);
-        let built = Index::create(&tmp, options).and_then(|index| {
-            fill(&index, &mut input, rows)?;
-            Ok(index)
-        });
-        // Closed before it is linked into place and opened again under its own name.
-        let linked = built.and_then(|index| {
-            drop(index);
-            std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => Error::AlreadyExists {
-                    path: path.to_owned(),
-                },
-                _ => Error::Io(e),
-            })
-        });
-        let _ = std::fs::remove_file(&tmp);
-        linked?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
+        let (index, temp) = Index::create_temporary(path, options)?;
+        fill(&index, &mut input, rows)?;
+        // Closed before it is moved into place and opened again under its own name; on any
+        // error the temporary file is removed as `temp` drops.
+        index.close()?;
+        files::place_new(temp, path)?;
         Index::open(path)
     }
 }
@@ -296,19 +274,6 @@ fn encode_header(options: &Options, rows: u64) -> [u8; HEADER_LEN] {
     h[32..40].copy_from_slice(&options.seed.to_le_bytes());
     h[40..48].copy_from_slice(&rows.to_le_bytes());
     h
-}
-
-/// `<path>.importing-<process id>-<n>`: where `import` builds the index before linking it to
-/// `path`. Unique within the process, so that concurrent imports never share it.
-fn import_path(path: &Path) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(
-        "{IMPORTING}{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    PathBuf::from(name)
 }
 
 /// A writer that counts and checksums what passes through it.

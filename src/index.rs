@@ -3,14 +3,13 @@
 use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 use std::time::Instant;
-
-use redb::Database;
 
 use crate::cache::{Changes, Counters, Shape, Snapshot};
 use crate::error::{Error, Result};
+use crate::files::{self, Purpose};
 use crate::graph::{self, EntryPoint, NodeId, Params, Scratch};
 use crate::load::{self, Loader, Progress};
 use crate::options::{Durability, Hit, Metric, Options, SearchParams};
@@ -41,11 +40,13 @@ static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());}
 /// ```
 pub struct Index {
     path: PathBuf,
-    db: Db,
+    /// The open file; `compact` moves the index to a new one. Every snapshot holds the
+    /// database it reads, so a search that started before finishes on the old file.
+    db: RwLock<Arc<Db>>,
     options: Options,
     shared: Arc<Shared>,
     /// The background load started by `open` (see `crate::load`).
-    loader: Loader,
+    loader: Mutex<Loader>,
     /// Set when the storage engine panicked during a write: further writes are refused.
     poisoned: AtomicBool,
 }
@@ -61,7 +62,44 @@ pub(crate) struct Shared {
     /// scheme (crossbeam-epoch) needs `unsafe` and delays the drop the same way.
     current: RwLock<Arc<Snapshot>>,
     pub writer: Mutex<WriterState>,
+    /// The [`thread_tag`] of the thread holding `writer` through [`Shared::lock_writer`], else 0.
+    writer_thread: AtomicU64,
     pub load: Progress,
+}
+
+/// A number for the calling thread, unique in the process and never 0.
+fn thread_tag() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TAG: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TAG.with(|tag| *tag)
+}
+
+/// The writer lock, held by one thread at a time (a [`WriteTxn`], a checkpoint, `compact`).
+pub(crate) struct WriterGuard<'a> {
+    state: MutexGuard<'a, WriterState>,
+    thread: &'a AtomicU64,
+}
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = WriterState;
+    fn deref(&self) -> &WriterState {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut WriterState {
+        &mut self.state
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        // Before the mutex is released (fields drop after this).
+        self.thread.store(0, Ordering::Release);
+    }
 }
 
 impl Shared {
@@ -77,12 +115,48 @@ impl Shared {
     pub(crate) fn publish(&self, snap: Snapshot) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
     }
+
+    /// [`Error::WriteInProgress`] when the calling thread holds the writer lock: whatever it
+    /// was about to wait for would wait for itself.
+    pub(crate) fn check_not_writing(&self) -> Result<()> {
+        if self.writer_thread.load(Ordering::Acquire) == thread_tag() {
+            return Err(Error::WriteInProgress);
+        }
+        Ok(())
+    }
+
+    /// Takes the writer lock, waiting for the holder (another thread) to let go.
+    pub(crate) fn lock_writer(&self) -> Result<WriterGuard<'_>> {
+        self.check_not_writing()?;
+        let state = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(self.writer_guard(state))
+    }
+
+    /// Takes the writer lock if no one holds it.
+    fn try_lock_writer(&self) -> Result<Option<WriterGuard<'_>>> {
+        self.check_not_writing()?;
+        let state = match self.writer.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(None),
+        };
+        Ok(Some(self.writer_guard(state)))
+    }
+
+    fn writer_guard<'a>(&'a self, state: MutexGuard<'a, WriterState>) -> WriterGuard<'a> {
+        self.writer_thread.store(thread_tag(), Ordering::Release);
+        WriterGuard {
+            state,
+            thread: &self.writer_thread,
+        }
+    }
 }
 
 /// How an open loads the cache: in the background with the layer-0 budget given (else the
 /// stored one), or the same held back until `resume_load`.
 enum Load {
     Background(Option<u64>),
+    #[cfg(feature = "test-hooks")]
     Paused(Option<u64>),
 }
 
@@ -117,6 +191,10 @@ impl WriterState {
 impl Index {
     /// Creates a new index file at `path`. Fails with [`Error::AlreadyExists`] if anything is
     /// there, and with [`Error::InvalidOptions`] for options out of range.
+    ///
+    /// The file is built under a temporary name beside `path` and moved into place only when
+    /// it is complete, never replacing a file that appeared meanwhile: a crash leaves either no
+    /// index or a whole one.
     pub fn create(path: impl AsRef<Path>, options: Options) -> Result<Index> {
         let path = path.as_ref();
         options.validate()?;
@@ -125,40 +203,39 @@ impl Index {
                 path: path.to_owned(),
             });
         }
-        // Built under a temporary name and linked into place, so that a crash never leaves a
-        // half-initialised file at `path`; the link also refuses to replace a file that
-        // appeared meanwhile.
-        store::remove_leftovers(path, &[CREATING]);
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!("{CREATING}{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let counters = Counters {
-            entry: None,
-            len: 0,
-            next_id: 0,
-            inserts: 0,
-        };
-        let db = store::create_database(&tmp)?;
-        let initialised = store::guarded("create", || {
+        let (db, temp) = Index::build_empty(path, &options, Purpose::Create)?;
+        files::place_new(temp, path)?;
+        Index::start(path, db, options, EMPTY, None, false)
+    }
+
+    /// A new index in a temporary file beside `path` (for `import`): the index, and the file to
+    /// move into place once it is complete.
+    pub(crate) fn create_temporary(
+        path: &Path,
+        options: Options,
+    ) -> Result<(Index, tempfile::NamedTempFile)> {
+        options.validate()?;
+        let (db, temp) = Index::build_empty(path, &options, Purpose::Import)?;
+        let index = Index::start(temp.path(), db, options, EMPTY, None, false)?;
+        Ok((index, temp))
+    }
+
+    /// An empty index file with `options`, under a temporary name beside `path`.
+    fn build_empty(
+        path: &Path,
+        options: &Options,
+        purpose: Purpose,
+    ) -> Result<(Db, tempfile::NamedTempFile)> {
+        files::remove_leftovers(path);
+        let temp = files::temporary(path, purpose)?;
+        let db = store::create_database(temp.reopen()?)?;
+        store::guarded("create", || {
             let txn = db.begin_write()?;
-            store::init_tables(&txn, &header_of(&options, &counters))?;
+            store::init_tables(&txn, &header_of(options, &EMPTY))?;
             txn.commit()?;
             Ok(())
-        })
-        .and_then(|()| {
-            std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Error::AlreadyExists {
-                    path: path.to_owned(),
-                },
-                _ => Error::Io(e),
-            })
-        });
-        let _ = std::fs::remove_file(&tmp);
-        initialised?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Index::start(path, db, options, counters, None, false)
+        })?;
+        Ok((db, temp))
     }
 
     /// Opens the index file at `path`, with the options stored in it. Fails with
@@ -180,13 +257,16 @@ impl Index {
 
     /// Opens like [`open`](Index::open), with the background load held back until
     /// [`resume_load`](Index::resume_load): for tests of searches and writes on a snapshot with
-    /// nothing cached, and of commits that land while a load is pending.
+    /// nothing cached, and of commits that land while a load is pending. Only with the
+    /// `test-hooks` feature (this crate's own tests): not part of the API.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn open_paused(path: impl AsRef<Path>) -> Result<Index> {
         Index::open_inner(path.as_ref(), false, Load::Paused(None))
     }
 
     /// Lets the load held back by [`open_paused`](Index::open_paused) start.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn resume_load(&self) {
         self.shared.load.resume();
@@ -219,8 +299,7 @@ impl Index {
     }
 
     fn open_inner(path: &Path, check_storage: bool, load: Load) -> Result<Index> {
-        // Before the open: a killed `create` may have left a second link to this very file.
-        store::remove_leftovers(path, &[CREATING, COMPACTING, IMPORTING]);
+        files::remove_leftovers(path);
         let mut db = store::open_database(path)?;
         if check_storage {
             store::check_storage(&mut db)?;
@@ -231,6 +310,7 @@ impl Index {
         let (options, counters) = unpack_header(&header)?;
         let (budget, paused) = match load {
             Load::Background(budget) => (budget, false),
+            #[cfg(feature = "test-hooks")]
             Load::Paused(budget) => (budget, true),
         };
         let budget = budget.unwrap_or(options.cache_bytes);
@@ -287,10 +367,9 @@ impl Index {
         let changed = stored_part != index.options;
         index.options = options;
         if changed {
+            // The commit stores the new settings and fits the cache to the new budget under the
+            // writer lock, so a background install cannot land between the two and be lost.
             index.write()?.commit()?;
-            let mut snap = (*index.snapshot()).clone();
-            snap.fit_budget(index.options.cache_bytes);
-            index.publish(snap);
         }
         Ok(index)
     }
@@ -307,11 +386,12 @@ impl Index {
         paused: bool,
     ) -> Result<Index> {
         let shape = shape_of(&options);
+        let db = Arc::new(db);
         let snap = store::guarded("open", || {
             let txn = store::begin_read(&db)?;
             match background {
-                None => Snapshot::load(&txn, counters, &shape),
-                Some(_) => Snapshot::unloaded(&txn, counters),
+                None => Snapshot::load(&db, &txn, counters, &shape),
+                Some(_) => Snapshot::unloaded(&db, &txn, counters, options.dim),
             }
         })?;
         let snap = Arc::new(snap);
@@ -322,6 +402,7 @@ impl Index {
                 last_checkpoint: Instant::now(),
                 changes: background.map(|_| Changes::default()),
             }),
+            writer_thread: AtomicU64::new(0),
             load: Progress::new(background.is_none(), options.cache_bytes),
         });
         let loader = match background {
@@ -336,10 +417,10 @@ impl Index {
         };
         Ok(Index {
             path: path.to_owned(),
-            db,
+            db: RwLock::new(db),
             options,
             shared,
-            loader: Loader::new(loader),
+            loader: Mutex::new(Loader::new(loader)),
             poisoned: AtomicBool::new(false),
         })
     }
@@ -357,8 +438,8 @@ impl Index {
     /// stopped (a damaged file: [`Error::Corrupt`]); the index still works, reading from the
     /// file.
     ///
-    /// The load installs what it read under the writer lock: do not call this while holding
-    /// a [`WriteTxn`] of this index on the same thread, which would wait forever.
+    /// The load installs what it read under the writer lock, so this waits for no
+    /// [`WriteTxn`] of the calling thread: there it is [`Error::WriteInProgress`].
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -370,65 +451,72 @@ impl Index {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_loaded(&self) -> Result<()> {
+        self.shared.check_not_writing()?;
         self.shared.load.wait()
     }
 
     /// Gives file space back after many removals: every live row is copied, in key order, into
-    /// a fresh file next to the index (`<path>.compact`), which then atomically replaces the old
-    /// one. Afterwards the file is about the size of a fresh build of the same vectors. The graph
-    /// is kept as it is (no rebuild), and a crash at any moment leaves either the old or the new
-    /// file in place, both complete. Takes `&mut self`: no search or write runs meanwhile.
-    pub fn compact(&mut self) -> Result<()> {
+    /// a fresh file next to the index, which then atomically replaces the old one. Afterwards
+    /// the file is about the size of a fresh build of the same vectors. The graph is kept as it
+    /// is (no rebuild), and a crash at any moment leaves either the old or the new file in
+    /// place, both complete.
+    ///
+    /// Writes wait for it; searches go on meanwhile (those that started before it finish on the
+    /// old file). Called on a thread that holds a [`WriteTxn`] of this index, it is
+    /// [`Error::WriteInProgress`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::sync::Arc;
+    /// use hnswdb::{Index, Metric, Options};
+    /// let index = Arc::new(Index::create(dir.path().join("c.hnsw"), Options::new(2).metric(Metric::L2))?);
+    /// index.insert_batch((0..100u64).map(|k| (k, [k as f32, 1.0])))?;
+    /// for k in 0..90 {
+    ///     index.remove(k)?;
+    /// }
+    /// index.compact()?;
+    /// assert_eq!(index.len(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn compact(&self) -> Result<()> {
         self.check_writable()?;
-        // The loader reads the old file: stopped here, resumed if the compaction fails.
-        self.loader.stop(&self.shared.load);
-        let result = self.compact_inner();
+        self.shared.check_not_writing()?;
+        let mut loader = self.loader.lock().unwrap_or_else(PoisonError::into_inner);
+        // The loader reads the old file and installs under the writer lock: stopped before the
+        // lock is taken, restarted if the compaction fails.
+        loader.stop(&self.shared.load);
+        let mut state = self.shared.lock_writer()?;
+        let result = self.compact_locked(&mut state);
         if result.is_err() && !self.is_loaded() {
-            let shared = &self.shared;
-            shared
-                .writer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .changes = Some(Changes::default());
+            state.changes = Some(Changes::default());
             if let Ok(handle) = load::spawn(
-                Arc::clone(shared),
-                shared.snapshot(),
+                Arc::clone(&self.shared),
+                self.shared.snapshot(),
                 shape_of(&self.options),
             ) {
-                self.loader = Loader::new(Some(handle));
+                *loader = Loader::new(Some(handle));
             }
         }
         result
     }
 
-    fn compact_inner(&mut self) -> Result<()> {
-        let tmp = compact_path(&self.path);
-        let _ = std::fs::remove_file(&tmp);
+    /// [`compact`](Index::compact) with the writer lock held and no loader running.
+    fn compact_locked(&self, state: &mut WriterState) -> Result<()> {
         let counters = self.snapshot().counters;
         let shape = shape_of(&self.options);
-        let copied = store::create_database(&tmp).and_then(|fresh| {
-            store::guarded("compact", || {
-                store::copy_all(&self.db, &fresh)?;
-                let snap = Snapshot::load(&store::begin_read(&fresh)?, counters, &shape)?;
-                Ok((fresh, snap))
-            })
-        });
-        let (fresh, snap) = match copied {
-            Ok(done) => done,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        let (fresh, temp) = Index::build_empty(&self.path, &self.options, Purpose::Compact)?;
+        let fresh = Arc::new(fresh);
+        let snap = store::guarded("compact", || {
+            store::copy_all(&self.database(), &fresh)?;
+            Snapshot::load(&fresh, &store::begin_read(&fresh)?, counters, &shape)
+        })?;
         // The open handle follows the file through the rename.
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        // The old snapshot holds a read transaction of the old database: it goes first.
+        files::replace(temp, &self.path)?;
+        // The copy was one durable commit: nothing is left to checkpoint.
+        state.committed(true);
+        *self.db.write().unwrap_or_else(PoisonError::into_inner) = fresh;
         self.shared.publish(snap);
         self.shared.load.set_loaded();
-        self.db = fresh;
         Ok(())
     }
 
@@ -491,10 +579,39 @@ impl Index {
         Ok(existed)
     }
 
-    /// Starts a write transaction, waiting for the current one (if any) to end.
+    /// Starts a write transaction, waiting for the current one (if any) to end. On a thread
+    /// that already holds a [`WriteTxn`] of this index it would wait for itself:
+    /// [`Error::WriteInProgress`] instead (and likewise from `insert`, `insert_batch`,
+    /// `remove`, `checkpoint`, `compact` and `wait_loaded`).
     pub fn write(&self) -> Result<WriteTxn<'_>> {
         self.check_writable()?;
-        let state = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.shared.lock_writer()?;
+        self.begin_write(state)
+    }
+
+    /// Starts a write transaction if none is open; `None` when another thread holds one.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use hnswdb::{Error, Index, Metric, Options};
+    /// let index = Index::create(dir.path().join("t.hnsw"), Options::new(2).metric(Metric::L2))?;
+    /// let mut tx = index.try_write()?.expect("no other writer");
+    /// tx.insert(1, &[0.0, 1.0])?;
+    /// // The same thread asking again would wait for itself:
+    /// assert!(matches!(index.try_write(), Err(Error::WriteInProgress)));
+    /// assert!(matches!(index.insert(2, &[1.0, 0.0]), Err(Error::WriteInProgress)));
+    /// tx.commit()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_write(&self) -> Result<Option<WriteTxn<'_>>> {
+        self.check_writable()?;
+        match self.shared.try_lock_writer()? {
+            Some(state) => self.begin_write(state).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn begin_write<'a>(&'a self, state: WriterGuard<'a>) -> Result<WriteTxn<'a>> {
         let txn = store::guarded("write", || Ok(self.database().begin_write()?))?;
         Ok(WriteTxn::new(self, state, txn))
     }
@@ -519,14 +636,67 @@ impl Index {
     /// ```
     pub fn checkpoint(&self) -> Result<()> {
         self.check_writable()?;
-        let mut state = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.shared.lock_writer()?;
+        self.checkpoint_locked(&mut state)
+    }
+
+    /// [`checkpoint`](Index::checkpoint) with the writer lock held.
+    fn checkpoint_locked(&self, state: &mut WriterState) -> Result<()> {
         if state.since_checkpoint == 0 {
             return Ok(());
         }
-        durable_commit(&self.db, self.options.quick_repair)
+        durable_commit(&self.database(), self.options.quick_repair)
             .inspect_err(|e| self.poison_on_panic(e))?;
         state.committed(true);
         Ok(())
+    }
+
+    /// Closes the index: stops the background load, makes the last commits durable (under
+    /// [`Durability::Eventual`]) and closes the file, returning any error of these, which a
+    /// drop has to swallow. A handle that refused writes after a storage failure checkpoints
+    /// nothing (its last commits may be lost, as its errors said).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use hnswdb::{Durability, Index, Metric, Options};
+    /// let options = Options::new(2).metric(Metric::L2).durability(Durability::Eventual);
+    /// let index = Index::create(dir.path().join("c.hnsw"), options)?;
+    /// index.insert(1, &[0.5, 0.5])?;
+    /// index.close()?; // durable now, or an error says why not
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(mut self) -> Result<()> {
+        let checkpoint = self.shut_down();
+        // Every snapshot holds the database: the current one (the only one left, since no
+        // search or loader runs now) lets go of it, so that it can be closed here, with its
+        // error, and not by a drop.
+        let closed = Arc::new(Db::closed());
+        let mut snap = (*self.snapshot()).clone();
+        snap.file = Arc::clone(&closed);
+        self.publish(snap);
+        let db = std::mem::replace(
+            self.db.get_mut().unwrap_or_else(PoisonError::into_inner),
+            closed,
+        );
+        let close = match Arc::try_unwrap(db) {
+            Ok(db) => db.close(),
+            Err(_) => Ok(()),
+        };
+        checkpoint.and(close)
+    }
+
+    /// Stops the loader and makes the last commits durable (unless the handle is poisoned).
+    fn shut_down(&mut self) -> Result<()> {
+        // The loader holds a read transaction of the file: it ends before the file closes.
+        self.loader
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop(&self.shared.load);
+        if self.poisoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut state = self.shared.lock_writer()?;
+        self.checkpoint_locked(&mut state)
     }
 
     /// The `k` nearest keys to `query`, nearest first (ties by key), with the default `ef_search`.
@@ -643,8 +813,9 @@ impl Index {
         self.shared.publish(snap);
     }
 
-    pub(crate) fn database(&self) -> &Database {
-        &self.db
+    /// The open file.
+    pub(crate) fn database(&self) -> Arc<Db> {
+        Arc::clone(&self.db.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Refuses writes after the storage engine panicked in one.
@@ -679,19 +850,15 @@ impl std::fmt::Debug for Index {
 }
 
 impl Drop for Index {
-    /// Under `Durability::Eventual`, makes the last commits durable.
+    /// Under `Durability::Eventual`, makes the last commits durable; [`Index::close`] does the
+    /// same and returns the errors this has to swallow.
     fn drop(&mut self) {
-        // The loader holds a read transaction of the file: it ends before the file closes.
-        self.loader.stop(&self.shared.load);
-        let state = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if state.since_checkpoint > 0 && !self.poisoned.load(Ordering::Acquire) {
-            let _ = durable_commit(&self.db, self.options.quick_repair);
-        }
+        let _ = self.shut_down();
     }
 }
 
 /// An empty durable commit: makes every earlier non-durable commit durable too.
-fn durable_commit(db: &Database, quick_repair: bool) -> Result<()> {
+fn durable_commit(db: &Db, quick_repair: bool) -> Result<()> {
     store::guarded("checkpoint", || {
         let mut txn = db.begin_write()?;
         txn.set_quick_repair(quick_repair);
@@ -758,19 +925,13 @@ pub(crate) fn shape_of(options: &Options) -> Shape {
     }
 }
 
-/// Suffix of the temporary file `create` builds (followed by the process id).
-const CREATING: &str = ".creating-";
-/// Suffix of the file `compact` builds.
-const COMPACTING: &str = ".compact";
-/// Suffix of the temporary index `import` builds (followed by the process id and a counter).
-pub(crate) const IMPORTING: &str = ".importing-";
-
-/// Where `compact` writes the new file before it replaces the index.
-fn compact_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(COMPACTING);
-    PathBuf::from(name)
-}
+/// The counters of an empty index.
+const EMPTY: Counters = Counters {
+    entry: None,
+    len: 0,
+    next_id: 0,
+    inserts: 0,
+};
 
 /// The header recording `options` and `counters`.
 pub(crate) fn header_of(options: &Options, counters: &Counters) -> Header {

@@ -17,6 +17,7 @@ mod chunked;
 mod distance;
 mod error;
 mod export;
+mod files;
 mod graph;
 mod index;
 mod load;
@@ -37,5 +38,6 @@ pub use txn::WriteTxn;
 pub use verify::{Problem, Stats, VerifyReport};
 
 /// Distance kernels for `benches/`; not part of the API, no stability promise.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub use distance::simd::bench as __bench;

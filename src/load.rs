@@ -77,6 +77,7 @@ impl Progress {
     }
 
     /// Lets a paused loader go on.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn resume(&self) {
         let _status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         self.paused.store(false, Ordering::Release);
@@ -158,6 +159,10 @@ pub(crate) fn spawn(
                 Err(_) if shared.load.cancel.load(Ordering::Acquire) => Status::Stopped,
                 Err(e) => Status::Failed(e.to_string()),
             });
+        })
+        .map_err(|source| Error::Thread {
+            purpose: "cache load",
+            source,
         })?;
     Ok(handle)
 }
@@ -219,19 +224,27 @@ mod tests {
     fn a_paused_loader_waits_until_resumed_or_cancelled() {
         for cancel in [false, true] {
             let progress = Arc::new(Progress::new(false, 0));
+            let released = Arc::new(AtomicBool::new(false));
             progress.pause();
             let waiter = {
-                let progress = Arc::clone(&progress);
-                std::thread::spawn(move || progress.wait_resumed())
+                let (progress, released) = (Arc::clone(&progress), Arc::clone(&released));
+                // Whether it went on, and whether it had been let go by then: a loader that
+                // does not wait returns before `released` is set, whenever it runs.
+                std::thread::spawn(move || {
+                    let went_on = progress.wait_resumed();
+                    (went_on, released.load(Ordering::Acquire))
+                })
             };
+            // A waiter that ignores the pause has had time to return (it cannot pass falsely:
+            // a correct one waits however long this takes).
             std::thread::sleep(std::time::Duration::from_millis(20));
-            assert!(!waiter.is_finished());
+            released.store(true, Ordering::Release);
             if cancel {
                 progress.cancel();
             } else {
                 progress.resume();
             }
-            assert_eq!(waiter.join().unwrap(), !cancel);
+            assert_eq!(waiter.join().unwrap(), (!cancel, true));
         }
     }
 
@@ -242,7 +255,7 @@ mod tests {
         progress.set(Status::Failed("damaged".into()));
         assert!(matches!(progress.wait(), Err(Error::Corrupt { .. })));
         progress.set(Status::Stopped);
-        assert!(progress.wait().is_err());
+        assert!(matches!(progress.wait(), Err(Error::LoadStopped)));
         progress.set_loaded();
         assert!(progress.is_loaded());
         progress.wait().unwrap();

@@ -110,6 +110,9 @@ pub struct Options {
 pub(crate) const MAX_DIM: usize = 65_536;
 /// Largest accepted `m` (layer 0 holds `2*m`, and lists are stored with `u32` ids).
 pub(crate) const MAX_M: usize = 256;
+/// Largest accepted `build_threads`: far beyond any useful count, small enough that a typo
+/// (say `usize::MAX`) is refused instead of trying to start that many threads.
+pub(crate) const MAX_BUILD_THREADS: usize = 1024;
 /// Default budget of the layer-0 cache.
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
@@ -187,7 +190,7 @@ impl Options {
     }
 
     /// Threads that link the vectors of one [`insert_batch`](crate::Index::insert_batch); 0 (the
-    /// default) means [`std::thread::available_parallelism`].
+    /// default) means [`std::thread::available_parallelism`]. At most 1024.
     ///
     /// With 1, a batch is inserted one vector after another, exactly as by repeated
     /// [`insert`](crate::WriteTxn::insert): the graph is a pure function of the seed and the
@@ -267,6 +270,12 @@ impl Options {
             return bad(format!(
                 "ef_search must be at least 1, got {}",
                 self.ef_search
+            ));
+        }
+        if self.build_threads > MAX_BUILD_THREADS {
+            return bad(format!(
+                "build_threads must be 0 (all cores) to {MAX_BUILD_THREADS}, got {}",
+                self.build_threads
             ));
         }
         Ok(())

@@ -1,11 +1,9 @@
 //! [`WriteTxn`]: several changes, committed all together or not at all.
 
-use std::sync::MutexGuard;
-
 use crate::build;
 use crate::error::{Error, Result};
 use crate::graph::{self, Scratch};
-use crate::index::{Index, WriterState};
+use crate::index::{Index, WriterGuard};
 use crate::options::Durability;
 use crate::store::{self, NodeRecord, WriteTables};
 use crate::view::{Work, WorkGraph};
@@ -31,7 +29,7 @@ use crate::view::{Work, WorkGraph};
 /// ```
 pub struct WriteTxn<'a> {
     index: &'a Index,
-    state: MutexGuard<'a, WriterState>,
+    state: WriterGuard<'a>,
     txn: redb::WriteTransaction,
     work: Work,
     scratch: Scratch,
@@ -51,7 +49,7 @@ impl std::fmt::Debug for WriteTxn<'_> {
 impl<'a> WriteTxn<'a> {
     pub(crate) fn new(
         index: &'a Index,
-        state: MutexGuard<'a, WriterState>,
+        state: WriterGuard<'a>,
         txn: redb::WriteTransaction,
     ) -> Self {
         // Taken under the writer lock: no commit can land between this and our own.
@@ -97,7 +95,7 @@ impl<'a> WriteTxn<'a> {
             return Ok(());
         }
         self.apply(|tx| {
-            let tables = WriteTables::open(&tx.txn)?;
+            let tables = WriteTables::open(&tx.txn, options.dim)?;
             let params = index.params();
             build::insert_parallel(
                 &mut tx.work,
@@ -121,7 +119,7 @@ impl<'a> WriteTxn<'a> {
             return Err(broken_error());
         }
         store::guarded("contains", || {
-            let tables = WriteTables::open(&self.txn)?;
+            let tables = WriteTables::open(&self.txn, self.index.options().dim)?;
             Ok(self.node_of(&tables, key)?.is_some())
         })
     }
@@ -168,8 +166,10 @@ impl<'a> WriteTxn<'a> {
             txn.set_quick_repair(durable && options.quick_repair);
             txn.commit()?;
             let mut snap = work.snap;
-            let read = store::begin_read(index.database())?;
-            snap.tables = std::sync::Arc::new(store::ReadTables::open(&read)?);
+            let file = index.database();
+            let read = store::begin_read(&file)?;
+            snap.tables = std::sync::Arc::new(store::ReadTables::open(&read, options.dim)?);
+            snap.file = file;
             snap.fit_budget(options.cache_bytes);
             Ok(snap)
         })
@@ -201,7 +201,7 @@ impl<'a> WriteTxn<'a> {
     fn insert_valid(&mut self, key: u64, vector: &[f32]) -> Result<()> {
         let options = self.index.options();
         let params = self.index.params();
-        let tables = WriteTables::open(&self.txn)?;
+        let tables = WriteTables::open(&self.txn, self.index.options().dim)?;
         let mut g = WorkGraph {
             work: &mut self.work,
             tables: &tables,
@@ -226,7 +226,7 @@ impl<'a> WriteTxn<'a> {
     fn remove_valid(&mut self, key: u64) -> Result<bool> {
         let options = self.index.options();
         let params = self.index.params();
-        let tables = WriteTables::open(&self.txn)?;
+        let tables = WriteTables::open(&self.txn, self.index.options().dim)?;
         let Some(id) = self.node_of(&tables, key)? else {
             return Ok(false);
         };
@@ -243,18 +243,14 @@ impl<'a> WriteTxn<'a> {
 }
 
 fn broken_error() -> Error {
-    Error::InvalidOptions {
-        reason:
-            "an earlier operation of this transaction failed part-way; drop it and start a new one"
-                .into(),
-    }
+    Error::TransactionBroken
 }
 
 /// Writes everything `work` changed into `txn`.
 fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) -> Result<()> {
     let snap = &work.snap;
     {
-        let mut tables = WriteTables::open(txn)?;
+        let mut tables = WriteTables::open(txn, options.dim)?;
         for &id in &work.dirty_nodes {
             let slot = work.slot(&tables, id)?;
             if slot.live {

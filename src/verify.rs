@@ -269,7 +269,8 @@ impl Index {
     /// Calls `found(what, location)` for every problem in the file; see [`Index::verify_report`].
     fn check_into(&self, found: &mut dyn FnMut(String, String)) -> Result<()> {
         let path = self.path();
-        let txn = store::begin_read(self.database())?;
+        let file = self.database();
+        let txn = store::begin_read(&file)?;
         let header = store::read_header(&txn, path)?;
         let options = self.options();
         let counters = self.snapshot().counters;
@@ -289,7 +290,7 @@ impl Index {
             budget: 0,
             ..crate::index::shape_of(options)
         };
-        let snap = Snapshot::load(&txn, counters, &shape)?;
+        let snap = Snapshot::load(&file, &txn, counters, &shape)?;
         let tables = &snap.tables;
 
         let live: Vec<NodeId> = snap.live_ids()?;

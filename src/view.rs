@@ -316,8 +316,8 @@ impl Work {
         self.snap.counters.next_id =
             id.checked_add(1)
                 .filter(|&n| n < u32::MAX)
-                .ok_or_else(|| Error::InvalidOptions {
-                    reason: "an index holds at most 4,294,967,294 vectors".into(),
+                .ok_or(Error::Full {
+                    capacity: u64::from(u32::MAX - 1),
                 })?;
         Ok(id)
     }
@@ -664,3 +664,42 @@ impl GraphReverse for WorkView<'_> {
 }
 
 impl Frozen for WorkView<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Counters;
+    use crate::store::{self, Db};
+
+    /// A work over an empty in-memory database whose counters say `next_id`.
+    fn work_with_next_id(next_id: u32) -> Work {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let counters = Counters {
+            entry: None,
+            len: 0,
+            next_id,
+            inserts: 0,
+        };
+        let options = crate::Options::new(2);
+        let txn = db.begin_write().unwrap();
+        store::init_tables(&txn, &crate::index::header_of(&options, &counters)).unwrap();
+        txn.commit().unwrap();
+        let db = Arc::new(Db::from(db));
+        let read = store::begin_read(&db).unwrap();
+        Work::new(Snapshot::unloaded(&db, &read, counters, 2).unwrap())
+    }
+
+    #[test]
+    fn the_last_node_id_is_handed_out_once_then_the_index_is_full() {
+        let mut work = work_with_next_id(u32::MAX - 2);
+        assert_eq!(work.allocate_id().unwrap(), u32::MAX - 2);
+        assert!(matches!(
+            work.allocate_id(),
+            Err(Error::Full {
+                capacity: 4_294_967_294
+            })
+        ));
+    }
+}

@@ -106,6 +106,8 @@ fn invalid_options() {
         Options::new(3).m(100_000),
         Options::new(3).ef_construction(0),
         Options::new(3).ef_search(0),
+        Options::new(3).build_threads(usize::MAX),
+        Options::new(3).build_threads(1025),
     ] {
         let err = Index::create(dir.path().join("x.hnsw"), options).unwrap_err();
         assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");

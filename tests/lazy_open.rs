@@ -292,7 +292,7 @@ fn compact_during_a_pending_load() {
     let index = Index::create(&path, Options::new(8).metric(Metric::L2).m(4)).unwrap();
     common::insert_numbered(&index, &vectors);
     drop(index);
-    let mut index = Index::open_paused(&path).unwrap();
+    let index = Index::open_paused(&path).unwrap();
     for k in 0..400 {
         index.remove(k).unwrap();
     }

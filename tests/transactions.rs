@@ -107,7 +107,7 @@ fn compact_gives_space_back_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.hnsw");
     let rows = common::random_vectors(9, 4000, 16);
-    let mut index = Index::create(&path, Options::new(16).metric(Metric::L2)).unwrap();
+    let index = Index::create(&path, Options::new(16).metric(Metric::L2)).unwrap();
     common::insert_numbered(&index, &rows);
     let mut tx = index.write().unwrap();
     for key in (0..4000u64).filter(|k| k % 4 != 0) {
@@ -141,39 +141,4 @@ fn compact_gives_space_back_and_keeps_everything() {
     assert_eq!(index.len(), 1001);
     assert_eq!(index.get(99_999).unwrap().as_ref(), Some(&rows[1]));
     index.verify().unwrap();
-}
-
-#[test]
-fn open_and_create_remove_what_killed_creates_and_compacts_left() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.hnsw");
-    let options = Options::new(2).metric(Metric::L2);
-    Index::create(&path, options.clone())
-        .unwrap()
-        .insert(1, &[1.0, 2.0])
-        .unwrap();
-    let leftover = |name: &str| dir.path().join(format!("t.hnsw{name}"));
-    // A half-written compact, a create killed before its link, one killed after it.
-    std::fs::write(leftover(".compact"), b"half a file").unwrap();
-    std::fs::write(leftover(".creating-4000000"), b"").unwrap();
-    std::fs::hard_link(&path, leftover(".creating-4000001")).unwrap();
-    // Another index whose name looks like a leftover, open meanwhile: it is kept.
-    let held = Index::create(leftover(".creating-4000002"), options.clone()).unwrap();
-    let other = dir.path().join("t.hnsw2.compact");
-    std::fs::write(&other, b"not ours").unwrap();
-
-    let index = Index::open(&path).unwrap();
-    assert_eq!(index.get(1).unwrap(), Some(vec![1.0, 2.0]));
-    for gone in [".compact", ".creating-4000000", ".creating-4000001"] {
-        assert!(!leftover(gone).exists(), "{gone} is still there");
-    }
-    assert!(leftover(".creating-4000002").exists());
-    assert!(other.exists());
-    drop((index, held));
-
-    // `create` cleans up too (a killed create left no index at the path).
-    let fresh = dir.path().join("u.hnsw");
-    std::fs::write(dir.path().join("u.hnsw.creating-4000003"), b"").unwrap();
-    Index::create(&fresh, options).unwrap();
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
 }

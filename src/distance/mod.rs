@@ -5,6 +5,16 @@
 //! where it is scaled to unit length so that `1 − cos` is `1 − a·b` and no norm is recomputed per
 //! pair.
 
+// On aarch64 with NEON every kernel has a SIMD form: the scalar ones are only the tests' oracle
+// (and the benches' reference), which a plain build does not use.
+#[cfg_attr(
+    all(
+        target_arch = "aarch64",
+        target_feature = "neon",
+        not(any(test, feature = "test-hooks"))
+    ),
+    allow(dead_code)
+)]
 mod scalar;
 pub(crate) mod simd;
 

@@ -54,6 +54,7 @@ pub(crate) fn dot_and_norm_sq(q: &[f32], v: &[f32]) -> (f32, f32) {
 /// Measured at ef 64 against the first line only: 100k x 128 (512 B) +55% queries/s, minilm50k
 /// (1.5 KiB) +10%, bigann10k (in cache) within noise; whole 30k x 1536 vectors (6 KiB, 32 of them
 /// per expansion overflow L1) lost 20%, their first 1–2 KiB were neutral.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const PREFETCH_BYTES: usize = 2048;
 
 /// Asks the CPU to start loading the cache lines of `data` (up to [`PREFETCH_BYTES`]), which is
@@ -79,6 +80,7 @@ pub(crate) fn prefetch<T>(data: &[T]) {
 }
 
 /// The name of the kernels `l2_sq`, `dot` and `dot_and_norm_sq` run on this CPU.
+#[cfg(any(test, feature = "test-hooks"))]
 pub(crate) fn kernel_name() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     let name = x86::active().name;
@@ -94,6 +96,7 @@ pub(crate) fn kernel_name() -> &'static str {
 
 /// Entry points for `benches/distance.rs`, re-exported by `lib.rs` as `hnswdb::__bench`. Not part
 /// of the API: no stability promise.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub mod bench {
     /// The dispatched squared L2 (what the index uses).
@@ -147,6 +150,7 @@ mod x86 {
 
     /// One implementation of the three kernels.
     pub(super) struct Kernels {
+        #[cfg_attr(not(any(test, feature = "test-hooks")), allow(dead_code))]
         pub(super) name: &'static str,
         /// Safety of all three: the CPU has the target features of `name`.
         pub(super) l2_sq: unsafe fn(&[f32], &[f32]) -> f32,

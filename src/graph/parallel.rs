@@ -79,9 +79,12 @@ pub(crate) fn link_parallel<B: Frozen>(
     let next = AtomicUsize::new(serial);
     let failed = AtomicBool::new(false);
     let results = crossbeam::scope(|s| {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                s.spawn(|_| -> Result<()> {
+        let mut workers = Vec::with_capacity(threads.max(1));
+        for _ in 0..threads.max(1) {
+            let worker = s
+                .builder()
+                .name("hnswdb-build".into())
+                .spawn(|_| -> Result<()> {
                     let mut handle = Handle::new(&shared);
                     let mut scratch = Scratch::new();
                     while !failed.load(Ordering::Relaxed) {
@@ -96,16 +99,26 @@ pub(crate) fn link_parallel<B: Frozen>(
                         }
                     }
                     Ok(())
-                })
-            })
-            .collect();
+                });
+            match worker {
+                Ok(worker) => workers.push(worker),
+                Err(source) => {
+                    // The started workers stop at their next node; the batch fails as a whole.
+                    failed.store(true, Ordering::Relaxed);
+                    workers.clear();
+                    return Err(Error::Thread {
+                        purpose: "build",
+                        source,
+                    });
+                }
+            }
+        }
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect::<Vec<_>>()
+            .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     })
     .unwrap_or_else(|p| std::panic::resume_unwind(p));
-    results.into_iter().collect::<Result<()>>()?;
+    results?;
     shared.finish(base.entry_point(), batch)
 }
 

@@ -123,11 +123,31 @@ pub(crate) fn encode_vector(vector: &[f32]) -> AlignedVec {
     encode(&vector.to_vec())
 }
 
-/// Runs `f` on the stored vector in `bytes`, in place when it is aligned (the usual case).
-pub(crate) fn with_vector<R>(bytes: &[u8], f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+/// Runs `f` on the stored vector in `bytes`, in place when it is aligned (the usual case),
+/// whatever its length.
+pub(crate) fn with_any_vector<R>(bytes: &[u8], f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     with_archived::<ArchivedVec<rkyv::rend::f32_le>, _>(bytes, "vectors", |a| {
         f(native_f32s(a.as_slice()))
     })
+}
+
+/// [`with_any_vector`] for the vector of node `id`, which must have `dim` components: one of
+/// another length is damage (`Error::Corrupt`).
+pub(crate) fn with_vector<R>(
+    bytes: &[u8],
+    dim: usize,
+    id: impl std::fmt::Display,
+    f: impl FnOnce(&[f32]) -> R,
+) -> Result<R> {
+    with_any_vector(bytes, |v| {
+        if v.len() != dim {
+            return Err(Error::corrupt(
+                format!("vector has {} dimensions, the index {dim}", v.len()),
+                format!("vectors[{id}]"),
+            ));
+        }
+        Ok(f(v))
+    })?
 }
 
 #[cfg(target_endian = "little")]
@@ -171,7 +191,11 @@ mod tests {
         decode_ids_into(&encode_ids(&ids), "links", &mut out).unwrap();
         assert_eq!(out, ids);
         let v = [1.5f32, -0.0, f32::MIN_POSITIVE];
-        let back = with_vector(&encode_vector(&v), |s| s.to_vec()).unwrap();
+        let back = with_vector(&encode_vector(&v), 3, 0, |s| s.to_vec()).unwrap();
+        assert!(matches!(
+            with_vector(&encode_vector(&v), 4, 0, |s| s.to_vec()),
+            Err(Error::Corrupt { .. })
+        ));
         assert_eq!(
             back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
             v.map(f32::to_bits)

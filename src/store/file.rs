@@ -1,10 +1,13 @@
 //! Creating and opening the redb file, and its index-wide rows.
 //!
-//! redb 4.4 can panic on a damaged file (allocator state is parsed before any checksum is checked),
-//! so every call that opens a file runs under `catch_unwind`, and a panic becomes
-//! `Error::Corrupt`.
+//! redb (measured with 4.6) still panics on some damaged files: in `open` (allocator state,
+//! table roots), in plain reads (a damaged B-tree page: reads check no checksum), in writes and
+//! commits, and in the close after an earlier panic poisoned its locks. So every call into redb
+//! runs under `catch_unwind`, a panic becomes `Error::Corrupt`, and the handle refuses writes
+//! after one. An app built with `panic = "abort"` gets no such help: there a damaged file can
+//! abort the process, and `Index::open_checked` is the guard.
 
-use std::fs::OpenOptions;
+use std::fs::File;
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -19,7 +22,7 @@ use super::schema::{
 use crate::error::{Error, Result};
 
 /// The first bytes of every redb file (redb's `MAGICNUMBER`).
-const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+pub(crate) const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 
 /// Size of redb's own page cache: it serves writes and what the layer-0 cache does not hold.
 const REDB_CACHE_BYTES: usize = 256 << 20;
@@ -63,6 +66,28 @@ impl std::ops::DerefMut for Db {
     }
 }
 
+impl From<Database> for Db {
+    fn from(db: Database) -> Db {
+        Db(Some(db))
+    }
+}
+
+impl Db {
+    /// A stand-in for a database that was closed: it must not be used.
+    pub(crate) fn closed() -> Db {
+        Db(None)
+    }
+
+    /// Closes the database, returning the error a drop would swallow.
+    pub(crate) fn close(mut self) -> Result<()> {
+        let db = self
+            .0
+            .take()
+            .expect("a Db holds its database until dropped");
+        guarded("close", || Ok(db.close()?))
+    }
+}
+
 impl Drop for Db {
     fn drop(&mut self) {
         let db = self.0.take();
@@ -73,30 +98,15 @@ impl Drop for Db {
     }
 }
 
-/// Creates a new, empty database file at `path`; fails if anything exists there.
-pub(crate) fn create_database(path: &Path) -> Result<Db> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::AlreadyExists {
-                path: path.to_owned(),
-            },
-            _ => Error::Io(e),
-        })?;
-    let db = guarded("create", || {
+/// A new, empty database in `file` (an empty file, open for reading and writing).
+pub(crate) fn create_database(file: File) -> Result<Db> {
+    guarded("create", || {
         Ok(Db(Some(
             Database::builder()
                 .set_cache_size(REDB_CACHE_BYTES)
                 .create_with_backend(redb::backends::FileBackend::new(file)?)?,
         )))
-    });
-    if db.is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    db
+    })
 }
 
 /// Opens the database at `path`, refusing files that are missing, empty or not redb files
@@ -153,35 +163,8 @@ pub(crate) fn check_storage(db: &mut Db) -> Result<()> {
     })
 }
 
-/// Removes the files beside `path` named `<file name><suffix>…` for any of `suffixes` that no
-/// open database holds: what a `create` or `compact` killed part-way leaves behind. A file that
-/// another handle or process has open (redb's file lock says so) is kept, and so is anything
-/// that cannot be inspected. Best effort: errors are ignored.
-pub(crate) fn remove_leftovers(path: &Path, suffixes: &[&str]) {
-    let (Some(name), dir) = (path.file_name(), path.parent()) else {
-        return;
-    };
-    let dir = dir
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let name = name.to_string_lossy();
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        let ours = file
-            .strip_prefix(name.as_ref())
-            .is_some_and(|rest| suffixes.iter().any(|s| rest.starts_with(s)));
-        if ours && entry.file_type().is_ok_and(|t| t.is_file()) && !held(&entry.path()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 /// Whether an open database holds the redb file at `path` (its exclusive lock is taken).
-fn held(path: &Path) -> bool {
+pub(crate) fn held(path: &Path) -> bool {
     let opened = guarded("open", || {
         Ok(Database::builder().set_cache_size(0).open(path).map(drop))
     });

@@ -7,7 +7,8 @@ mod tables;
 
 pub(crate) use codec::{Header, NodeRecord};
 pub(crate) use file::{
-    begin_read, check_storage, copy_all, create_database, guarded, init_tables, open_database,
-    read_free_ids, read_header, remove_leftovers, update_free_ids, write_header, Db, PANIC_MARK,
+    begin_read, check_storage, copy_all, create_database, guarded, held, init_tables,
+    open_database, read_free_ids, read_header, update_free_ids, write_header, Db, PANIC_MARK,
+    REDB_MAGIC,
 };
 pub(crate) use tables::{ReadTables, Tables, WriteTables};

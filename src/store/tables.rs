@@ -9,6 +9,8 @@ use crate::graph::NodeId;
 
 /// The tables a graph walk reads, over any transaction.
 pub(crate) struct Tables<K, B> {
+    /// The index's dimension: a stored vector of another length is damage.
+    pub dim: usize,
     pub keys: K,
     pub nodes: B,
     pub vectors: B,
@@ -23,8 +25,9 @@ pub(crate) type ReadTables = Tables<ReadOnlyTable<u64, u64>, ReadOnlyTable<u64, 
 pub(crate) type WriteTables<'t> = Tables<Table<'t, u64, u64>, Table<'t, u64, &'static [u8]>>;
 
 impl ReadTables {
-    pub(crate) fn open(txn: &redb::ReadTransaction) -> Result<ReadTables> {
+    pub(crate) fn open(txn: &redb::ReadTransaction, dim: usize) -> Result<ReadTables> {
         Ok(Tables {
+            dim,
             keys: txn.open_table(KEYS)?,
             nodes: txn.open_table(NODES)?,
             vectors: txn.open_table(VECTORS)?,
@@ -35,8 +38,9 @@ impl ReadTables {
 }
 
 impl<'t> WriteTables<'t> {
-    pub(crate) fn open(txn: &'t redb::WriteTransaction) -> Result<WriteTables<'t>> {
+    pub(crate) fn open(txn: &'t redb::WriteTransaction, dim: usize) -> Result<WriteTables<'t>> {
         Ok(Tables {
+            dim,
             keys: txn.open_table(KEYS)?,
             nodes: txn.open_table(NODES)?,
             vectors: txn.open_table(VECTORS)?,
@@ -79,7 +83,7 @@ where
                 "a live node has no vector",
                 format!("vectors[{id}]"),
             )),
-            Some(bytes) => codec::with_vector(bytes.value(), f),
+            Some(bytes) => codec::with_vector(bytes.value(), self.dim, id, f),
         }
     }
 
@@ -127,7 +131,8 @@ where
         Ok(())
     }
 
-    /// Calls `f` with every stored vector of an id below `end`, ascending by id.
+    /// Calls `f` with every stored vector of an id below `end`, ascending by id, whatever its
+    /// length (`verify` reports a wrong one; the cache load refuses it).
     pub(crate) fn scan_vectors(
         &self,
         end: u64,
@@ -135,7 +140,7 @@ where
     ) -> Result<()> {
         for row in self.vectors.range::<u64>(..end)? {
             let (id, bytes) = row?;
-            codec::with_vector(bytes.value(), |v| f(id.value(), v))??;
+            codec::with_any_vector(bytes.value(), |v| f(id.value(), v))??;
         }
         Ok(())
     }

@@ -408,7 +408,7 @@ pub fn remove(args: &RemoveArgs) -> Result<(), CliError> {
 
 /// `hnswdb compact`: rewrite the file without the space removals left behind.
 pub fn compact(args: &CompactArgs) -> Result<(), CliError> {
-    let mut index = open(&args.index)?;
+    let index = open(&args.index)?;
     let before = index.stats()?.file_bytes;
     index.compact()?;
     let after = index.stats()?.file_bytes;
