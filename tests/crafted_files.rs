@@ -1,5 +1,8 @@
 //! Index files whose header was rewritten with counters that disagree with the tables (a
-//! crafted file, or damage under a valid checksum): no counter may wrap.
+//! crafted file, or damage under a valid checksum): the open refuses them with
+//! `Error::Corrupt`. Nothing may size an allocation from such a counter (`next_id` near
+//! `u32::MAX` once asked the loader for 64 GiB, `len` asked `keys()` for 32 GiB: an allocation
+//! failure aborts the process), and no counter may wrap.
 
 use std::path::Path;
 
@@ -31,6 +34,20 @@ struct Header {
 }
 
 const DIM: usize = 4;
+const ROWS: u64 = 60;
+
+/// A valid index of `ROWS` keys, every third of them removed again (so some ids are free).
+fn valid_index(path: &Path) {
+    let index = Index::create(path, Options::new(DIM).metric(Metric::L2).m(4)).unwrap();
+    index
+        .insert_batch((0..ROWS).map(|key| (key, vector(key))))
+        .unwrap();
+    for key in (0..ROWS).step_by(3) {
+        index.remove(key).unwrap();
+    }
+    index.verify().unwrap();
+}
+
 fn vector(key: u64) -> [f32; DIM] {
     std::array::from_fn(|j| ((key * 7 + j as u64 * 3) % 11) as f32 + 0.5)
 }
@@ -62,6 +79,71 @@ fn craft(path: &Path, change: impl FnOnce(&mut Header)) {
 
 fn is_corrupt<T: std::fmt::Debug>(result: &hnswdb::Result<T>) -> bool {
     matches!(result, Err(Error::Corrupt { location, .. }) if !location.contains("(panic caught)"))
+}
+
+/// `Index::open` and `open_checked` refuse the file with `Error::Corrupt`. Should the open let
+/// it through, every call on it must still end in `Ok` or `Error::Corrupt`, never an abort.
+fn assert_refused(path: &Path, what: &str) {
+    match Index::open(path) {
+        Ok(index) => {
+            let loaded = index.wait_loaded();
+            let keys = index.keys().map(|k| k.len());
+            let len = index.len();
+            let hits = index.search(&vector(1), 5);
+            let verified = index.verify();
+            panic!(
+                "{what}: the open accepted the file; then wait_loaded {loaded:?}, keys {keys:?}, \
+                 len {len}, search {hits:?}, verify {verified:?}"
+            );
+        }
+        refused => assert!(is_corrupt(&refused), "{what}: open gave {refused:?}"),
+    }
+    let checked = Index::open_checked(path);
+    assert!(
+        is_corrupt(&checked),
+        "{what}: open_checked gave {checked:?}"
+    );
+}
+
+#[test]
+fn counters_near_the_maximum_are_refused_without_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.hnsw");
+    valid_index(&path);
+    craft(&path, |h| {
+        h.next_id = u32::MAX - 1;
+        h.len = u64::from(u32::MAX - 2);
+    });
+    assert_refused(&path, "next_id and len near u32::MAX");
+}
+
+#[test]
+fn counters_that_disagree_with_the_tables_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.hnsw");
+    valid_index(&path);
+    let valid = std::fs::read(&path).unwrap();
+    let cases: [(&str, fn(&mut Header)); 5] = [
+        ("the header rewritten unchanged (the control)", |_| {}),
+        ("next_id beyond the ids the tables hold", |h| {
+            h.next_id += 1000
+        }),
+        ("len above the rows", |h| h.len += 1),
+        ("len below the rows", |h| h.len -= 1),
+        ("next_id and len one lower", |h| {
+            h.next_id -= 1;
+            h.len -= 1;
+        }),
+    ];
+    for (i, (what, change)) in cases.into_iter().enumerate() {
+        std::fs::write(&path, &valid).unwrap();
+        craft(&path, change);
+        if i == 0 {
+            Index::open_checked(&path).unwrap();
+        } else {
+            assert_refused(&path, what);
+        }
+    }
 }
 
 /// A header counting no live node over a file that holds one: removing that node must not
