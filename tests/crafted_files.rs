@@ -33,6 +33,9 @@ struct Header {
     inserts: u64,
 }
 
+/// A change to the counters of a header.
+type Change = fn(&mut Header);
+
 const DIM: usize = 4;
 const ROWS: u64 = 60;
 
@@ -123,8 +126,10 @@ fn counters_that_disagree_with_the_tables_are_refused() {
     let path = dir.path().join("index.hnsw");
     valid_index(&path);
     let valid = std::fs::read(&path).unwrap();
-    let cases: [(&str, fn(&mut Header)); 5] = [
-        ("the header rewritten unchanged (the control)", |_| {}),
+    // The control: the header rewritten unchanged opens and verifies.
+    craft(&path, |_| {});
+    Index::open_checked(&path).unwrap();
+    let cases: [(&str, Change); 4] = [
         ("next_id beyond the ids the tables hold", |h| {
             h.next_id += 1000
         }),
@@ -135,14 +140,10 @@ fn counters_that_disagree_with_the_tables_are_refused() {
             h.len -= 1;
         }),
     ];
-    for (i, (what, change)) in cases.into_iter().enumerate() {
+    for (what, change) in cases {
         std::fs::write(&path, &valid).unwrap();
         craft(&path, change);
-        if i == 0 {
-            Index::open_checked(&path).unwrap();
-        } else {
-            assert_refused(&path, what);
-        }
+        assert_refused(&path, what);
     }
 }
 
