@@ -1,5 +1,5 @@
-//! Benchmark of exact deletes (issue 3) on a data set of `../shared/data`, with m=16,
-//! ef_construction=200, k=10, ef=64:
+//! Benchmark of exact deletes (issue 3) on a data-set folder holding base.fvecs, query.fvecs,
+//! gt.ivecs, with m=16, ef_construction=200, k=10, ef=64:
 //!
 //! 1. a fresh build of all vectors: recall@10 against the data set's ground truth;
 //! 2. build all, remove a random 50%: recall@10 against exact ground truth over the survivors,
@@ -13,15 +13,10 @@
 //!    copy of the same file.
 //!
 //! ```sh
-//! cargo bench --bench deletes -- --data ../shared/data/bigann10k/heldout --metric l2
-//! cargo bench --bench deletes -- --data ../shared/data/minilm50k --metric cosine
+//! cargo bench --bench deletes                                      # tests/data/bigann10k/heldout
+//! cargo bench --bench deletes -- --data DIR --metric cosine        # another data-set folder
+//! cargo bench --bench deletes -- --help
 //! ```
-//!
-//! Options: `--data DIR` (base.fvecs, query.fvecs, gt.ivecs; default bigann10k/heldout),
-//! `--metric l2|cosine|dot` (l2), `--rounds N` (10), `--fresh-every N` (1: a fresh build after
-//! every churn round; the last round always has one), `--repeats N` (3), `--seed S` (1),
-//! `--skip-churn`, `--skip-throughput`, `--no-quick-repair` (commits without redb's
-//! quick-repair data).
 //!
 //! The throughput of single durable calls is mostly fsync latency: run on a quiet machine.
 
@@ -33,6 +28,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use common::{exact_knn, read_fvecs, read_ivecs, search_recall};
 use hnswdb::{Durability, Index, Metric, Options};
 use rand::rngs::StdRng;
@@ -49,56 +45,44 @@ const SINGLES: usize = 500;
 
 type Rows = Vec<(u64, Vec<f32>)>;
 
+/// Exact deletes: recall after removals and churn, and remove/insert throughput.
+#[derive(Parser)]
 struct Args {
+    /// A data-set folder holding base.fvecs, query.fvecs, gt.ivecs.
+    #[arg(long, default_value_os_t = common::data_dir("bigann10k/heldout"))]
     data: PathBuf,
+    /// Distance metric: l2, cosine or dot.
+    #[arg(long, default_value_t = Metric::L2)]
     metric: Metric,
+    /// Churn rounds.
+    #[arg(long, default_value_t = 10)]
     rounds: usize,
+    /// A fresh build after every N-th churn round (the last round always has one).
+    #[arg(long, default_value_t = 1, value_parser = at_least_one())]
     fresh_every: usize,
+    /// Runs of each throughput measurement (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = at_least_one())]
     repeats: usize,
+    /// Seed of the random removals.
+    #[arg(long, default_value_t = 1)]
     seed: u64,
-    churn: bool,
-    throughput: bool,
-    quick_repair: bool,
+    /// Skips step 3 (churn).
+    #[arg(long)]
+    skip_churn: bool,
+    /// Skips step 4 (throughput).
+    #[arg(long)]
+    skip_throughput: bool,
+    /// Commits without redb's quick-repair data.
+    #[arg(long)]
+    no_quick_repair: bool,
+    /// Passed by `cargo bench` to every bench target; ignored.
+    #[arg(long = "bench", hide = true)]
+    _bench: bool,
 }
 
-fn parse_args() -> Result<Args, Box<dyn Error>> {
-    let mut args = Args {
-        data: common::data_dir("bigann10k/heldout"),
-        metric: Metric::L2,
-        rounds: 10,
-        fresh_every: 1,
-        repeats: 3,
-        seed: 1,
-        churn: true,
-        throughput: true,
-        quick_repair: true,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--data" => args.data = PathBuf::from(value()?),
-            "--metric" => {
-                args.metric = match value()?.as_str() {
-                    "l2" => Metric::L2,
-                    "cosine" => Metric::Cosine,
-                    "dot" => Metric::Dot,
-                    other => return Err(format!("unknown metric {other}").into()),
-                }
-            }
-            "--rounds" => args.rounds = value()?.parse()?,
-            "--fresh-every" => args.fresh_every = value()?.parse::<usize>()?.max(1),
-            "--repeats" => args.repeats = value()?.parse::<usize>()?.max(1),
-            "--seed" => args.seed = value()?.parse()?,
-            "--skip-churn" => args.churn = false,
-            "--skip-throughput" => args.throughput = false,
-            "--no-quick-repair" => args.quick_repair = false,
-            // `cargo bench` passes `--bench` to every bench target.
-            "--bench" => {}
-            other => return Err(format!("unknown argument {other}").into()),
-        }
-    }
-    Ok(args)
+/// A count of 1 or more.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// Everything a run needs: the vectors, the queries, the options.
@@ -185,7 +169,7 @@ fn lost(index: &Index, rows: &[(u64, Vec<f32>)]) -> hnswdb::Result<usize> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let base = read_fvecs(&args.data.join("base.fvecs"));
     let queries = read_fvecs(&args.data.join("query.fvecs"));
     let gt = read_ivecs(&args.data.join("gt.ivecs"));
@@ -193,7 +177,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .metric(args.metric)
         .m(16)
         .ef_construction(200)
-        .quick_repair(args.quick_repair);
+        .quick_repair(!args.no_quick_repair);
     let bench = Bench {
         base,
         queries,
@@ -208,7 +192,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         bench.base[0].len(),
         bench.queries.len(),
         args.metric,
-        if args.quick_repair { "on" } else { "off" },
+        if args.no_quick_repair { "off" } else { "on" },
         args.seed
     );
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -285,11 +269,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     drop((index, fresh));
 
-    if args.churn {
+    if !args.skip_churn {
         churn(&bench, &args, &mut rng)?;
     }
 
-    if args.throughput {
+    if !args.skip_throughput {
         throughput(&bench, &args, gone)?;
     }
     Ok(())

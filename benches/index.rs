@@ -1,5 +1,6 @@
-//! The index's operations on real data (`../shared/data/bigann10k/heldout`: 9,000 × 128, L2,
-//! m=16, ef_construction=200): search at several `ef` with the layer-0 cache on and off, a
+//! The index's operations on real data (the repository's `tests/data/bigann10k/heldout`, a
+//! data-set folder holding base.fvecs, query.fvecs, gt.ivecs: 9,000 × 128, L2, m=16,
+//! ef_construction=200): search at several `ef` with the layer-0 cache on and off, a
 //! single insert and remove (graph work with `Durability::Eventual`, and with the fsync of
 //! `Immediate`), and open + first query.
 //!

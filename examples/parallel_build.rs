@@ -1,17 +1,44 @@
 //! Build time of one `insert_batch` (including its durable commit) on 1 and more threads, with
-//! recall@10 at ef=64, on a TEXMEX data set directory (`base.fvecs`, `query.fvecs`, `gt.ivecs`).
+//! recall@10 at ef=64, on a data-set folder holding base.fvecs, query.fvecs, gt.ivecs (TEXMEX
+//! format).
 //!
 //! ```text
-//! cargo run --release --example parallel_build -- ../shared/data/bigann10k/heldout l2 1,2 5
+//! cargo run --release --example parallel_build -- [DIR] [METRIC] [THREADS] [RUNS]
+//! cargo run --release --example parallel_build -- tests/data/bigann10k/heldout l2 1,2 5
 //! ```
-//! Arguments: directory, metric (`l2` | `cosine` | `dot`), thread counts, runs per count.
-//! Prints one line per run (real and user+system CPU seconds of the build, load average) and the
-//! median per thread count.
+//! Arguments (`--help` lists them): the data-set folder (default: the repository's
+//! `tests/data/bigann10k/heldout`), metric (`l2` | `cosine` | `dot`), thread counts, runs per
+//! count. Prints one line per run (real and user+system CPU seconds of the build, load average)
+//! and the median per thread count.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::Parser;
 use hnswdb::{Index, Metric, Options, SearchParams};
+
+/// Build time and recall of one `insert_batch` per thread count.
+#[derive(Parser)]
+struct Args {
+    /// A data-set folder holding base.fvecs, query.fvecs, gt.ivecs.
+    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bigann10k/heldout"))]
+    dir: PathBuf,
+    /// Distance metric: l2, cosine or dot.
+    #[arg(default_value_t = Metric::L2)]
+    metric: Metric,
+    /// Thread counts to build with, comma-separated.
+    // Spelled out as `std::vec::Vec`: one argument holding a list, not a list of arguments.
+    #[arg(default_value = "1,2", value_parser = thread_counts)]
+    threads: std::vec::Vec<usize>,
+    /// Runs per thread count.
+    #[arg(default_value_t = 3)]
+    runs: usize,
+}
+
+/// The comma-separated thread counts in `list`.
+fn thread_counts(list: &str) -> Result<Vec<usize>, std::num::ParseIntError> {
+    list.split(',').map(str::parse).collect()
+}
 
 fn read_vecs<T>(path: &Path, parse: impl Fn([u8; 4]) -> T) -> Vec<Vec<T>> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
@@ -60,24 +87,12 @@ fn median(xs: &mut [f64]) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let dir = Path::new(
-        args.get(1)
-            .map_or("../shared/data/bigann10k/heldout", |s| s),
-    );
-    let metric = match args.get(2).map_or("l2", |s| s) {
-        "cosine" => Metric::Cosine,
-        "dot" => Metric::Dot,
-        _ => Metric::L2,
-    };
-    let threads: Vec<usize> = args
-        .get(3)
-        .map_or("1,2", |s| s)
-        .split(',')
-        .map(|t| t.parse().expect("thread count"))
-        .collect();
-    let runs: usize = args.get(4).map_or(3, |s| s.parse().expect("runs"));
-
+    let Args {
+        dir,
+        metric,
+        threads,
+        runs,
+    } = Args::parse();
     let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
     let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
     let truth = read_vecs(&dir.join("gt.ivecs"), i32::from_le_bytes);

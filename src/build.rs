@@ -78,7 +78,7 @@ pub(crate) fn insert_parallel(
     for &(key, vector) in rows {
         let id = g.work.allocate_id()?;
         let level = graph::level_for(options.seed, g.work.snap.counters.inserts, options.m);
-        g.work.add_node(id, key, level, vector, metric, params.m0);
+        g.work.add_node(id, key, level, vector, metric, params.m0)?;
         staged.push((id, level, metric.search_form(vector)));
     }
     let batch: Vec<(NodeId, u8, &[f32])> = staged

@@ -159,10 +159,11 @@ impl Snapshot {
     }
 
     /// Live node ids, ascending (a scan of the nodes table while the slots are not loaded).
+    /// The list grows as ids are found, never sized by the header's count.
     pub(crate) fn live_ids(&self) -> Result<Vec<NodeId>> {
         match &self.nodes {
             Some(_) => {
-                let mut ids = Vec::with_capacity(self.counters.len as usize);
+                let mut ids = Vec::new();
                 for id in 0..self.counters.next_id {
                     if self.node(id)?.live {
                         ids.push(id);
@@ -171,7 +172,7 @@ impl Snapshot {
                 Ok(ids)
             }
             None => {
-                let mut ids = Vec::with_capacity(self.counters.len as usize);
+                let mut ids = Vec::new();
                 let next_id = self.counters.next_id;
                 self.tables.scan_nodes(|id, _| {
                     ids.push(in_range(id, next_id, "nodes")?);
@@ -236,6 +237,36 @@ pub(crate) fn cancelled() -> Error {
     Error::LoadStopped
 }
 
+/// Checks the header's `counters` against the tables, in O(log n): redb keeps each table's
+/// row count, and the last node id is one B-tree descent. Every id below `next_id` is live (a
+/// node row and a key row each) or free (`free` of them), so sizes taken from the counters are
+/// bounded by rows the file holds, never by a damaged or crafted header alone.
+fn check_counters(tables: &ReadTables, free: u64, counters: &Counters) -> Result<()> {
+    let (keys, nodes) = tables.row_counts()?;
+    if keys != counters.len || nodes != counters.len {
+        return Err(Error::corrupt(
+            format!(
+                "the header counts {} live nodes, the tables hold {nodes} nodes and {keys} keys",
+                counters.len
+            ),
+            "meta.header",
+        ));
+    }
+    if counters.len.checked_add(free) != Some(u64::from(counters.next_id)) {
+        return Err(Error::corrupt(
+            format!(
+                "{} live and {free} free ids, but next_id is {}",
+                counters.len, counters.next_id
+            ),
+            "meta.header",
+        ));
+    }
+    if let Some(last) = tables.last_node_id()? {
+        in_range(last, counters.next_id, "nodes")?;
+    }
+    Ok(())
+}
+
 fn in_range(id: u64, next_id: u32, what: &str) -> Result<NodeId> {
     NodeId::try_from(id)
         .ok()
@@ -249,7 +280,8 @@ fn in_range(id: u64, next_id: u32, what: &str) -> Result<NodeId> {
 }
 
 impl Snapshot {
-    /// The state committed in `txn` with no part loaded: the free ids only.
+    /// The state committed in `txn` with no part loaded: the free ids only, and `counters`
+    /// checked against the tables ([`check_counters`]).
     pub(crate) fn unloaded(
         file: &Arc<Db>,
         txn: &redb::ReadTransaction,
@@ -261,6 +293,7 @@ impl Snapshot {
             .into_iter()
             .map(|id| in_range(id, counters.next_id, "free_ids"))
             .collect::<Result<BTreeSet<_>>>()?;
+        check_counters(&tables, free.len() as u64, &counters)?;
         Ok(Snapshot {
             counters,
             nodes: None,
@@ -304,10 +337,20 @@ impl Snapshot {
         let next_id = self.counters.next_id;
         match stage {
             Stage::Upper => {
+                // The arrays grow as rows are read, and only as far as the rows read and the
+                // free ids allow: redb's own row counts, checked at open, come from the file too.
+                let free = self.free.len() as u64;
                 let mut nodes = Chunked::<NodeSlot>::new(1);
                 let mut upper_ids = Vec::new();
                 let mut row = 0u64;
                 tables.scan_nodes(|id, record| {
+                    // Ascending, the live id at `row` is `row` plus the free ids below it.
+                    if id > row + free {
+                        return Err(Error::corrupt(
+                            format!("node {id} is row {row}, with only {free} free ids below it"),
+                            "nodes",
+                        ));
+                    }
                     row += 1;
                     check_cancel(row, cancel)?;
                     let id = in_range(id, next_id, "nodes")?;
@@ -327,6 +370,12 @@ impl Snapshot {
                     }
                     Ok(())
                 })?;
+                if row != self.counters.len {
+                    return Err(Error::corrupt(
+                        format!("{row} node rows, the header counts {}", self.counters.len),
+                        "nodes",
+                    ));
+                }
                 if next_id > 0 {
                     nodes.get_mut(next_id - 1);
                 }

@@ -113,7 +113,7 @@ impl Index {
         let dim = options.dim;
         let mut out = HashWriter {
             inner: BufWriter::with_capacity(BUFFER, writer),
-            crc: Crc32::new(),
+            crc: crc32fast::Hasher::new(),
             bytes: 0,
         };
         out.write_all(&encode_header(options, snap.counters.len))?;
@@ -147,7 +147,7 @@ impl Index {
         }
         out.write_all(&TRAILER_MAGIC)?;
         out.write_all(&rows.to_le_bytes())?;
-        let crc = out.crc.finish();
+        let crc = out.crc.clone().finalize();
         out.write_all(&crc.to_le_bytes())?;
         out.inner.flush()?;
         Ok(ExportStats {
@@ -196,7 +196,7 @@ impl Index {
         }
         let mut input = Stream {
             inner: BufReader::with_capacity(BUFFER, reader),
-            crc: Crc32::new(),
+            crc: crc32fast::Hasher::new(),
             offset: 0,
         };
         let (options, rows) = input.header()?;
@@ -279,7 +279,8 @@ fn encode_header(options: &Options, rows: u64) -> [u8; HEADER_LEN] {
 /// A writer that counts and checksums what passes through it.
 struct HashWriter<W: Write> {
     inner: W,
-    crc: Crc32,
+    /// CRC-32 (IEEE, as zlib computes it) of every byte so far.
+    crc: crc32fast::Hasher,
     bytes: u64,
 }
 
@@ -303,7 +304,8 @@ fn bad_stream(what: impl Into<String>, location: impl Into<String>) -> Error {
 /// The reading side: exact reads that checksum what they read and know their offset.
 struct Stream<R: Read> {
     inner: BufReader<R>,
-    crc: Crc32,
+    /// CRC-32 (IEEE, as zlib computes it) of every byte so far.
+    crc: crc32fast::Hasher,
     offset: u64,
 }
 
@@ -388,7 +390,7 @@ impl<R: Read> Stream<R> {
                 "the trailer counts {count} rows, the header {rows}"
             )));
         }
-        let computed = self.crc.finish();
+        let computed = self.crc.clone().finalize();
         let mut stored = [0u8; 4];
         self.read(&mut stored, "the checksum")?;
         let stored = u32::from_le_bytes(stored);
@@ -414,99 +416,15 @@ impl<R: Read> Stream<R> {
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, polynomial `0xEDB88320`): the checksum of zlib, gzip and PNG,
-/// computed eight bytes at a time (slicing-by-8).
-struct Crc32(u32);
-
-/// `CRC_TABLES[k][b]`: the CRC of byte `b` followed by `k` zero bytes.
-static CRC_TABLES: [[u32; 256]; 8] = crc_tables();
-
-const fn crc_tables() -> [[u32; 256]; 8] {
-    let mut tables = [[0u32; 256]; 8];
-    let mut b = 0;
-    while b < 256 {
-        let mut crc = b as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        tables[0][b] = crc;
-        b += 1;
-    }
-    let mut k = 1;
-    while k < 8 {
-        let mut b = 0;
-        while b < 256 {
-            let prev = tables[k - 1][b];
-            tables[k][b] = (prev >> 8) ^ tables[0][(prev & 0xff) as usize];
-            b += 1;
-        }
-        k += 1;
-    }
-    tables
-}
-
-impl Crc32 {
-    fn new() -> Crc32 {
-        Crc32(!0)
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        let t = &CRC_TABLES;
-        let mut crc = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            crc = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][c[4] as usize]
-                ^ t[2][c[5] as usize]
-                ^ t[1][c[6] as usize]
-                ^ t[0][c[7] as usize];
-        }
-        for &b in chunks.remainder() {
-            crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xff) as usize];
-        }
-        self.0 = crc;
-    }
-
-    /// The CRC of everything so far (more may still be added).
-    fn finish(&self) -> u32 {
-        !self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The stream's checksum of `bytes`, fed as `HashWriter` and `Stream` feed it.
     fn crc(bytes: &[u8]) -> u32 {
-        let mut c = Crc32::new();
+        let mut c = crc32fast::Hasher::new();
         c.update(bytes);
-        c.finish()
-    }
-
-    /// Bit by bit, straight from the definition: the oracle for the sliced version.
-    fn crc_bitwise(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
+        c.finalize()
     }
 
     #[test]
@@ -517,16 +435,13 @@ mod tests {
             crc(b"The quick brown fox jumps over the lazy dog"),
             0x414F_A339
         );
+        // Fed in uneven pieces, as the stream feeds it, the same.
         let data: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 251) as u8).collect();
-        for len in [0, 1, 7, 8, 9, 15, 16, 17, 100, 1000] {
-            assert_eq!(crc(&data[..len]), crc_bitwise(&data[..len]), "len {len}");
-            // Fed in uneven pieces, the same.
-            let mut c = Crc32::new();
-            for piece in data[..len].chunks(3) {
-                c.update(piece);
-            }
-            assert_eq!(c.finish(), crc_bitwise(&data[..len]), "len {len}");
+        let mut c = crc32fast::Hasher::new();
+        for piece in data.chunks(7) {
+            c.update(piece);
         }
+        assert_eq!(c.finalize(), crc(&data));
     }
 
     #[test]

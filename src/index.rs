@@ -786,7 +786,8 @@ impl Index {
     pub fn keys(&self) -> Result<Vec<u64>> {
         let snap = self.snapshot();
         store::guarded("keys", || {
-            let mut keys = Vec::with_capacity(snap.counters.len as usize);
+            // Grown as keys are read: a count from the file does not size an allocation.
+            let mut keys = Vec::new();
             snap.tables.scan_keys(|key, _| {
                 keys.push(key);
                 Ok(())

@@ -47,6 +47,30 @@ impl fmt::Display for Metric {
     }
 }
 
+/// Parses the names [`Display`](fmt::Display) prints: `l2`, `cosine`, `dot`.
+///
+/// ```
+/// use hnswdb::Metric;
+/// assert_eq!("cosine".parse::<Metric>()?, Metric::Cosine);
+/// for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+///     assert_eq!(metric.to_string().parse::<Metric>()?, metric);
+/// }
+/// assert!("manhattan".parse::<Metric>().is_err());
+/// # Ok::<(), hnswdb::Error>(())
+/// ```
+impl std::str::FromStr for Metric {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Metric> {
+        [Metric::L2, Metric::Cosine, Metric::Dot]
+            .into_iter()
+            .find(|m| m.to_string() == name)
+            .ok_or_else(|| Error::InvalidOptions {
+                reason: format!("unknown metric {name:?} (l2, cosine or dot)"),
+            })
+    }
+}
+
 /// When a committed write reaches the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Durability {

@@ -218,7 +218,7 @@ impl<'a> WriteTxn<'a> {
         let id = g.work.allocate_id()?;
         let level = graph::level_for(options.seed, g.work.snap.counters.inserts, options.m);
         g.work
-            .add_node(id, key, level, vector, options.metric, params.m0);
+            .add_node(id, key, level, vector, options.metric, params.m0)?;
         let search = options.metric.search_form(vector);
         graph::insert(&mut g, id, level, &search, &params, &mut self.scratch)
     }

@@ -322,7 +322,8 @@ impl Work {
         Ok(id)
     }
 
-    /// Adds node `id` for `key` at `level` with `vector` (stored form), unlinked.
+    /// Adds node `id` for `key` at `level` with `vector` (stored form), unlinked. The counters
+    /// come from the file: one that would overflow is `Error::Corrupt`, and nothing changes.
     pub(crate) fn add_node(
         &mut self,
         id: NodeId,
@@ -331,7 +332,16 @@ impl Work {
         vector: &[f32],
         metric: Metric,
         m0: usize,
-    ) {
+    ) -> Result<()> {
+        let counters = &self.snap.counters;
+        let len = counters
+            .len
+            .checked_add(1)
+            .ok_or_else(|| counter_overflow("len"))?;
+        let inserts = counters
+            .inserts
+            .checked_add(1)
+            .ok_or_else(|| counter_overflow("inserts"))?;
         let search = metric.search_form(vector);
         let slot = NodeSlot {
             key,
@@ -381,8 +391,9 @@ impl Work {
         self.new_vectors.insert(id, vector.to_vec());
         self.dirty_nodes.insert(id);
         self.keys.insert(key, Some(id));
-        self.snap.counters.len += 1;
-        self.snap.counters.inserts += 1;
+        self.snap.counters.len = len;
+        self.snap.counters.inserts = inserts;
+        Ok(())
     }
 
     /// Replaces `out` with the nodes that link to `id` on `layer`: this transaction's reverse
@@ -445,7 +456,15 @@ impl Work {
     }
 
     /// Deletes node `id` (already unlinked by `graph::remove`) and frees its id.
+    /// The node count comes from the file: one that would go below zero is `Error::Corrupt`,
+    /// and nothing changes.
     pub(crate) fn delete_node(&mut self, tables: &WriteTables<'_>, id: NodeId) -> Result<()> {
+        let len = self.snap.counters.len.checked_sub(1).ok_or_else(|| {
+            Error::corrupt(
+                format!("node {id} is live, but the header counts no live node"),
+                "meta.header",
+            )
+        })?;
         let old = self.slot(tables, id)?;
         let key = old.key;
         match &mut self.snap.nodes {
@@ -473,9 +492,17 @@ impl Work {
         self.keys.insert(key, None);
         Arc::make_mut(&mut self.snap.free).insert(id);
         self.free_changed.insert(id);
-        self.snap.counters.len -= 1;
+        self.snap.counters.len = len;
         Ok(())
     }
+}
+
+/// The error for header counter `name` that cannot count one more.
+fn counter_overflow(name: &str) -> Error {
+    Error::corrupt(
+        format!("the header's {name} counter is at its maximum"),
+        "meta.header",
+    )
 }
 
 /// A write transaction's working state as a graph, for inserts and removes.
@@ -668,32 +695,45 @@ impl Frozen for WorkView<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::Counters;
-    use crate::store::{self, Db};
+    use crate::{Index, Options};
 
-    /// A work over an empty in-memory database whose counters say `next_id`.
-    fn work_with_next_id(next_id: u32) -> Work {
-        let db = redb::Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap();
-        let counters = Counters {
-            entry: None,
-            len: 0,
-            next_id,
-            inserts: 0,
-        };
-        let options = crate::Options::new(2);
-        let txn = db.begin_write().unwrap();
-        store::init_tables(&txn, &crate::index::header_of(&options, &counters)).unwrap();
-        txn.commit().unwrap();
-        let db = Arc::new(Db::from(db));
-        let read = store::begin_read(&db).unwrap();
-        Work::new(Snapshot::unloaded(&db, &read, counters, 2).unwrap())
+    /// Counters that disagree with the tables (a damaged or crafted header) give
+    /// `Error::Corrupt` instead of wrapping, and leave the counters as they were.
+    #[test]
+    fn counters_from_the_file_never_wrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::create(dir.path().join("w.hnsw"), Options::new(2)).unwrap();
+        index.insert(7, &[1.0, 0.0]).unwrap();
+        let txn = index.database().begin_write().unwrap();
+        let tables = WriteTables::open(&txn, 2).unwrap();
+        let metric = index.options().metric;
+        let m0 = index.options().get_m0();
+
+        let mut work = Work::new((*index.snapshot()).clone());
+        work.snap.counters.len = 0;
+        let removed = work.delete_node(&tables, 0);
+        assert!(matches!(removed, Err(Error::Corrupt { .. })), "{removed:?}");
+        assert_eq!(work.snap.counters.len, 0);
+
+        let mut work = Work::new((*index.snapshot()).clone());
+        work.snap.counters.inserts = u64::MAX;
+        let added = work.add_node(1, 8, 0, &[0.0, 1.0], metric, m0);
+        assert!(matches!(added, Err(Error::Corrupt { .. })), "{added:?}");
+        assert_eq!(work.snap.counters.len, 1);
+
+        let mut work = Work::new((*index.snapshot()).clone());
+        work.snap.counters.len = u64::MAX;
+        let added = work.add_node(1, 8, 0, &[0.0, 1.0], metric, m0);
+        assert!(matches!(added, Err(Error::Corrupt { .. })), "{added:?}");
+        assert_eq!(work.snap.counters.inserts, 1);
     }
 
     #[test]
     fn the_last_node_id_is_handed_out_once_then_the_index_is_full() {
-        let mut work = work_with_next_id(u32::MAX - 2);
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::create(dir.path().join("f.hnsw"), Options::new(2)).unwrap();
+        let mut work = Work::new((*index.snapshot()).clone());
+        work.snap.counters.next_id = u32::MAX - 2;
         assert_eq!(work.allocate_id().unwrap(), u32::MAX - 2);
         assert!(matches!(
             work.allocate_id(),

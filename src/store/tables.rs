@@ -68,6 +68,16 @@ where
         }
     }
 
+    /// Rows in the keys table and in the nodes table: redb keeps both counts, O(1).
+    pub(crate) fn row_counts(&self) -> Result<(u64, u64)> {
+        Ok((self.keys.len()?, self.nodes.len()?))
+    }
+
+    /// The highest node id that has a row, O(log n).
+    pub(crate) fn last_node_id(&self) -> Result<Option<u64>> {
+        Ok(self.nodes.last()?.map(|(id, _)| id.value()))
+    }
+
     /// The record of node `id`, `None` when there is no such node.
     pub(crate) fn node_record(&self, id: NodeId) -> Result<Option<codec::NodeRecord>> {
         match self.nodes.get(u64::from(id))? {
