@@ -277,13 +277,15 @@ impl Index {
     /// the whole file (about 40 ms for a 67 MB index). A damaged file gets [`Error::Corrupt`].
     ///
     /// Use it for a file of unknown provenance (copied in, restored from a backup, on a disk
-    /// that reported errors): redb 4.4 can **abort the process** — a panic while unwinding
-    /// from a panic, which no `catch_unwind` stops — when it commits into damage in its own
-    /// bookkeeping tables, and it commits even when a handle that wrote nothing closes. Only
-    /// this check finds such damage beforehand; it is reported as [`Error::Corrupt`] with the
-    /// location `"file pages"`, and such a file must not be opened with [`open`](Index::open).
-    /// (Crashes and kills do not damage a file: redb's commits are atomic.) When redb's check
-    /// finds its allocator state inconsistent but repairable, it repairs it in place.
+    /// that reported errors). [`open`](Index::open) reads only what it needs, so damage
+    /// elsewhere shows up later, when it is read; this finds it before anything is used
+    /// (damage in redb's own pages is reported with the location `"file pages"`). It matters
+    /// most in an app built with `panic = "abort"`: redb still panics on some damaged files,
+    /// in open, reads, writes and close (the crate's README gives the measured rates); hnswdb
+    /// catches those panics and reports [`Error::Corrupt`], but with `abort` no
+    /// `catch_unwind` can catch them, so the process ends. (Crashes and kills do not damage a file: redb's
+    /// commits are atomic.) When redb's check finds its allocator state inconsistent but
+    /// repairable, it repairs it in place.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;

@@ -405,7 +405,7 @@ fn run(input: Input) {
                 world.check_contents();
             }
             Op::Compact => {
-                world.index.as_mut().unwrap().compact().unwrap();
+                world.index().compact().unwrap();
                 world.check_contents();
             }
             Op::Verify => {

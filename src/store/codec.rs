@@ -16,8 +16,9 @@ use crate::error::{Error, Result};
 use crate::graph::NodeId;
 
 /// Index-wide state, in the `header` row of `META`.
-// Format: rkyv of this struct; metric, durability as the bytes of `Metric::to_byte` and
-// `durability_to_byte`; `entry_level` is meaningful only when `has_entry`.
+// Format: rkyv of this struct; `metric` is the byte of `Metric::to_byte`, `durability` 0 for
+// Immediate and 1 for Eventual (`index::header_of`); `entry_level` is meaningful only when
+// `has_entry`.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub(crate) struct Header {
     pub dim: u32,
