@@ -38,6 +38,9 @@ pub(crate) struct Progress {
     pub cancel: AtomicBool,
     /// The layer-0 cache budget in bytes (`Options::cache_bytes`).
     pub budget: AtomicU64,
+    /// Times a caller of `wait_resumed` went to sleep (tests: it is parked, not returned).
+    #[cfg(test)]
+    waits: AtomicU64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +66,8 @@ impl Progress {
             paused: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
             budget: AtomicU64::new(budget),
+            #[cfg(test)]
+            waits: AtomicU64::new(0),
         }
     }
 
@@ -94,6 +99,8 @@ impl Progress {
     fn wait_resumed(&self) -> bool {
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         while self.paused.load(Ordering::Acquire) && !self.cancel.load(Ordering::Acquire) {
+            #[cfg(test)]
+            self.waits.fetch_add(1, Ordering::AcqRel);
             status = self
                 .finished
                 .wait(status)
@@ -215,6 +222,17 @@ impl Loader {
 mod tests {
     use super::*;
 
+    /// Waits until `waiter` went to sleep in `wait_resumed` `n` times in all; panics if it
+    /// returned instead.
+    fn until_parked(progress: &Progress, n: u64, waiter: &std::thread::JoinHandle<bool>) {
+        while progress.waits.load(Ordering::Acquire) < n {
+            assert!(!waiter.is_finished(), "wait_resumed returned while paused");
+            std::thread::yield_now();
+        }
+        // It counts under the lock and releases it only by sleeping: once we hold it, it sleeps.
+        drop(progress.status.lock().unwrap());
+    }
+
     #[test]
     fn a_paused_loader_waits_until_resumed_or_cancelled() {
         for cancel in [false, true] {
@@ -224,7 +242,10 @@ mod tests {
                 let progress = Arc::clone(&progress);
                 std::thread::spawn(move || progress.wait_resumed())
             };
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            until_parked(&progress, 1, &waiter);
+            // A wake-up that changes nothing puts it back to sleep.
+            progress.finished.notify_all();
+            until_parked(&progress, 2, &waiter);
             assert!(!waiter.is_finished());
             if cancel {
                 progress.cancel();
