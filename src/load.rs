@@ -38,6 +38,9 @@ pub(crate) struct Progress {
     pub cancel: AtomicBool,
     /// The layer-0 cache budget in bytes (`Options::cache_bytes`).
     pub budget: AtomicU64,
+    /// Times a caller of `wait_resumed` went to sleep (tests: it is parked, not returned).
+    #[cfg(test)]
+    waits: AtomicU64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +66,8 @@ impl Progress {
             paused: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
             budget: AtomicU64::new(budget),
+            #[cfg(test)]
+            waits: AtomicU64::new(0),
         }
     }
 
@@ -95,6 +100,8 @@ impl Progress {
     fn wait_resumed(&self) -> bool {
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         while self.paused.load(Ordering::Acquire) && !self.cancel.load(Ordering::Acquire) {
+            #[cfg(test)]
+            self.waits.fetch_add(1, Ordering::AcqRel);
             status = self
                 .finished
                 .wait(status)
@@ -220,31 +227,37 @@ impl Loader {
 mod tests {
     use super::*;
 
+    /// Waits until `waiter` went to sleep in `wait_resumed` `n` times in all; panics if it
+    /// returned instead.
+    fn until_parked(progress: &Progress, n: u64, waiter: &std::thread::JoinHandle<bool>) {
+        while progress.waits.load(Ordering::Acquire) < n {
+            assert!(!waiter.is_finished(), "wait_resumed returned while paused");
+            std::thread::yield_now();
+        }
+        // It counts under the lock and releases it only by sleeping: once we hold it, it sleeps.
+        drop(progress.status.lock().unwrap());
+    }
+
     #[test]
     fn a_paused_loader_waits_until_resumed_or_cancelled() {
         for cancel in [false, true] {
             let progress = Arc::new(Progress::new(false, 0));
-            let released = Arc::new(AtomicBool::new(false));
             progress.pause();
             let waiter = {
-                let (progress, released) = (Arc::clone(&progress), Arc::clone(&released));
-                // Whether it went on, and whether it had been let go by then: a loader that
-                // does not wait returns before `released` is set, whenever it runs.
-                std::thread::spawn(move || {
-                    let went_on = progress.wait_resumed();
-                    (went_on, released.load(Ordering::Acquire))
-                })
+                let progress = Arc::clone(&progress);
+                std::thread::spawn(move || progress.wait_resumed())
             };
-            // A waiter that ignores the pause has had time to return (it cannot pass falsely:
-            // a correct one waits however long this takes).
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            released.store(true, Ordering::Release);
+            until_parked(&progress, 1, &waiter);
+            // A wake-up that changes nothing puts it back to sleep.
+            progress.finished.notify_all();
+            until_parked(&progress, 2, &waiter);
+            assert!(!waiter.is_finished());
             if cancel {
                 progress.cancel();
             } else {
                 progress.resume();
             }
-            assert_eq!(waiter.join().unwrap(), (!cancel, true));
+            assert_eq!(waiter.join().unwrap(), !cancel);
         }
     }
 

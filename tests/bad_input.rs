@@ -239,18 +239,14 @@ fn options_mismatch_and_newer_format() {
 fn truncated_index_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("i.hnsw");
+    let vectors = common::random_vectors(1, 500, 8);
     {
         let index = Index::create(&path, Options::new(8).metric(Metric::L2)).unwrap();
-        index
-            .insert_batch(
-                common::random_vectors(1, 500, 8)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| (i as u64, v)),
-            )
-            .unwrap();
+        common::insert_numbered(&index, &vectors);
     }
     let full = std::fs::read(&path).unwrap();
+    // The check of a truncated file that opens clean holds for the whole file.
+    assert_committed_state(&Index::open(&path).unwrap(), &vectors, full.len());
     for cut in [full.len() / 2, full.len() / 4, 4096, 600, 9] {
         std::fs::write(&path, &full[..cut]).unwrap();
         match Index::open(&path) {
@@ -261,12 +257,47 @@ fn truncated_index_is_an_error() {
                     "cut at {cut}: {e:?}"
                 );
             }
-            Ok(index) => {
-                // redb may repair a truncated tail; whatever opened must then check out or
-                // report damage, never panic.
-                let verdict = index.verify();
-                eprintln!("cut at {cut}: opened; verify: {verdict:?}");
-            }
+            // redb may repair a truncated tail; whatever opened must then report the damage
+            // or hold a committed state.
+            Ok(index) => match index.verify() {
+                Err(e) => {
+                    eprintln!("cut at {cut}: opened; verify: {e}");
+                    assert!(
+                        matches!(e, Error::Corrupt { .. } | Error::Storage(_)),
+                        "cut at {cut}: verify: {e:?}"
+                    );
+                }
+                Ok(()) => {
+                    eprintln!("cut at {cut}: opened and verified, {} vectors", index.len());
+                    assert_committed_state(&index, &vectors, cut);
+                }
+            },
         }
+    }
+}
+
+/// `index`, which verified clean, holds a state some transaction committed: created empty, or
+/// with all of `vectors` (inserted in one batch), each under its position, and finds them
+/// (`ef` = all of them: exact).
+fn assert_committed_state(index: &Index, vectors: &[Vec<f32>], cut: usize) {
+    let len = index.len();
+    assert!(
+        len == 0 || len == vectors.len(),
+        "cut at {cut}: {len} vectors, neither the empty index nor the whole batch"
+    );
+    let keys = index.keys().unwrap();
+    assert_eq!(keys, (0..len as u64).collect::<Vec<_>>(), "cut at {cut}");
+    for (key, v) in vectors.iter().enumerate().take(len) {
+        assert_eq!(
+            index.get(key as u64).unwrap().as_ref(),
+            Some(v),
+            "cut at {cut}"
+        );
+        let hits = index.search_with(v, &SearchParams::new(1).ef(len)).unwrap();
+        assert_eq!(
+            (hits[0].key, hits[0].distance),
+            (key as u64, 0.0),
+            "cut at {cut}"
+        );
     }
 }

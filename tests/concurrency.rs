@@ -14,6 +14,21 @@ fn index_is_send_and_sync() {
     assert_send_sync::<Index>();
 }
 
+/// Every `CHECKPOINT`th insert, the writer waits for `SEARCHES_PER_CHECKPOINT` searches of it.
+const CHECKPOINT: usize = 50;
+const SEARCHES_PER_CHECKPOINT: u64 = 4;
+
+/// Waits until `searches` reaches `target`; panics if a reader ended (its panic shows above).
+fn wait_for_searches(searches: &AtomicU64, target: u64, readers: &[std::thread::JoinHandle<u64>]) {
+    while searches.load(Ordering::Acquire) < target {
+        assert!(
+            !readers.iter().any(|r| r.is_finished()),
+            "a reader stopped while the writer was writing"
+        );
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn searches_run_while_a_writer_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,12 +44,15 @@ fn searches_run_while_a_writer_writes() {
     // Keys below `inserted` have returned from `insert`.
     let inserted = Arc::new(AtomicU64::new(100));
     let done = Arc::new(AtomicBool::new(false));
+    // Searches completed (and checked) by all readers.
+    let searched = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let (index, inserted, done, vectors) = (
+            let (index, inserted, done, searched, vectors) = (
                 index.clone(),
                 inserted.clone(),
                 done.clone(),
+                searched.clone(),
                 vectors.clone(),
             );
             std::thread::spawn(move || {
@@ -49,18 +67,33 @@ fn searches_run_while_a_writer_writes() {
                     );
                     assert_eq!(index.get(newest).unwrap().as_ref(), Some(q));
                     searches += 1;
+                    searched.fetch_add(1, Ordering::AcqRel);
                 }
                 searches
             })
         })
         .collect();
+    // The writer goes on from each checkpoint only once searches for the key it just inserted
+    // ran: past those in flight (one per reader), which may have read the older newest key.
+    let in_flight = readers.len() as u64;
+    let mut checkpoints = 0;
     for (i, v) in vectors.iter().enumerate().skip(100) {
         index.insert(i as u64, v).unwrap();
         inserted.store(i as u64 + 1, Ordering::Release);
+        if i % CHECKPOINT == 0 {
+            let target = searched.load(Ordering::Acquire) + in_flight + SEARCHES_PER_CHECKPOINT;
+            wait_for_searches(&searched, target, &readers);
+            checkpoints += 1;
+        }
     }
     done.store(true, Ordering::Release);
     let searches: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
-    eprintln!("{searches} searches ran during 500 inserts");
+    eprintln!("{searches} searches ran during 500 inserts ({checkpoints} checkpoints)");
+    assert_eq!(checkpoints, 10);
+    assert!(
+        searches >= checkpoints * SEARCHES_PER_CHECKPOINT,
+        "only {searches} searches ran during the inserts"
+    );
     assert_eq!(index.len(), 600);
     index.verify().unwrap();
 }

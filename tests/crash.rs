@@ -8,11 +8,11 @@
 //!   losing fewer than `EVENTUAL_CHECKPOINT_COMMITS` reported commits.
 //!
 //! How it works. The child is this test binary itself: the parent re-executes
-//! `std::env::current_exe()` running only the `crash_child` test, with `HNSWDB_CRASH_CHILD` set
-//! to the index path (without that variable `crash_child` returns at once and passes). The child
-//! runs a plan of single inserts, batches, upserts, removes, multi-operation transactions (some
-//! dropped) and compactions derived from a seed, and prints `done <i>` (flushed) only after step
-//! `i` returned. The parent derives the same plan from the same seed and replays it on a model.
+//! `std::env::current_exe()` running only the `crash_child` test (ignored, so that it runs only
+//! as the child; run without the parent it fails), with `HNSWDB_CRASH_CHILD` set to the index
+//! path. The child runs a plan of single inserts, batches, upserts, removes, multi-operation
+//! transactions (some dropped) and compactions derived from a seed, and prints `done <i>`
+//! (flushed) only after step `i` returned. The parent derives the same plan from the same seed and replays it on a model.
 //! Each file takes several kills in a row: the first child creates it (with
 //! `Index::open_or_create`), each next child opens the crashed file itself, and a quarter of the
 //! kills land while it creates or opens (and recovers) it; the parent checks a copy.
@@ -247,12 +247,15 @@ impl Iterator for Plan {
     }
 }
 
-/// The child: runs when the parent sets `HNSWDB_CRASH_CHILD`, otherwise does nothing.
+/// The child: the parent runs it (with `--ignored --exact`) and sets `HNSWDB_CRASH_CHILD`.
 #[test]
+#[ignore = "the child process of the crash tests, which run it"]
 fn crash_child() {
-    let Ok(path) = std::env::var(CHILD_PATH) else {
-        return;
-    };
+    let path = std::env::var(CHILD_PATH).unwrap_or_else(|_| {
+        panic!(
+            "crash_child is run by the crash tests as their child process, with {CHILD_PATH} set"
+        )
+    });
     let seed: u64 = std::env::var(CHILD_SEED).unwrap().parse().unwrap();
     let options = decode(&std::env::var(CHILD_OPTIONS).unwrap());
     // Straight to fd 1, past the harness's capture; each line is one write (atomic on a pipe).
@@ -332,7 +335,13 @@ fn decode(text: &str) -> Options {
 
 fn spawn_child(path: &Path, options: &Options, seed: u64) -> ChildGuard {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_PATH, path)
         .env(CHILD_SEED, seed.to_string())
         .env(CHILD_OPTIONS, encode(options))

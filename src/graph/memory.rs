@@ -632,9 +632,9 @@ mod tests {
     /// in-degree tails and self-search misses; and the distances computed per removal, a
     /// measure of repair work that does not depend on the machine's load.
     ///
-    /// `HNSWDB_DATA`: a directory with `base.fvecs` and `query.fvecs` (default
-    /// `../shared/data/bigann10k/heldout`); `HNSWDB_METRIC=cosine` (else L2); `HNSWDB_N`: use
-    /// only the first N base vectors; `HNSWDB_SEED`.
+    /// `HNSWDB_DATA`: a directory with `base.fvecs` and `query.fvecs` (default the repository's
+    /// `tests/data/bigann10k/heldout`); `HNSWDB_METRIC=cosine` (else L2); `HNSWDB_N`: use only
+    /// the first N base vectors; `HNSWDB_SEED`.
     #[test]
     #[ignore]
     fn repair_quality_on_real_data() {
@@ -642,7 +642,7 @@ mod tests {
         let dir = std::env::var("HNSWDB_DATA").map_or_else(
             |_| {
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../shared/data/bigann10k/heldout")
+                    .join("tests/data/bigann10k/heldout")
             },
             std::path::PathBuf::from,
         );

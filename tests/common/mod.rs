@@ -1,15 +1,47 @@
 //! Helpers shared by the integration tests: data sets, brute force, seeds.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use hnswdb::Metric;
 
-/// A directory of `../shared/data` (beside the repository).
+/// The environment variable naming a directory of larger, opt-in data sets, one folder each.
+pub const DATA_DIR_VAR: &str = "HNSWDB_DATA_DIR";
+
+/// The files of a data set folder (`tests/data/README.md`).
+const DATA_FILES: [&str; 3] = ["base.fvecs", "query.fvecs", "gt.ivecs"];
+
+/// A data set shipped in the repository: `tests/data/<name>` of the `hnswdb` package.
 pub fn data_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(name)
+}
+
+/// A larger data set, not in the repository: `$HNSWDB_DATA_DIR/<name>`. `None` when the variable
+/// is unset, after telling the user (past the test harness's capture) that the test is skipped
+/// and how to run it. Panics if the variable is set but a file of the set is missing.
+pub fn large_data_dir(name: &str) -> Option<PathBuf> {
+    let Some(root) = std::env::var_os(DATA_DIR_VAR) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: this test needs the data set {name}, which is not in the repository; set \
+             {DATA_DIR_VAR} to a directory holding {name}/{{{}}} to run it",
+            DATA_FILES.join(",")
+        );
+        return None;
+    };
+    let dir = PathBuf::from(root).join(name);
+    for file in DATA_FILES {
+        let path = dir.join(file);
+        assert!(
+            path.is_file(),
+            "{DATA_DIR_VAR} is set, but {} is missing",
+            path.display()
+        );
+    }
+    Some(dir)
 }
 
 /// Reads a TEXMEX `.fvecs` file: per vector a little-endian `i32` dimension, then the floats.

@@ -73,7 +73,11 @@ pub fn run(args: &BuildArgs) -> Result<(), CliError> {
         )?;
     }
     let batch = usize::try_from(args.batch).unwrap_or(usize::MAX);
-    let took = insert_rows(&index, &vectors, &keys, &rows, batch)?;
+    let took = if args.log_commits {
+        insert_logging_commits(&index, &vectors, &keys, &rows, batch)?
+    } else {
+        insert_rows(&index, &vectors, &keys, &rows, batch)?
+    };
 
     let mut out = io::stdout().lock();
     let rate = rows.len() as f64 / took.as_secs_f64().max(1e-9);
@@ -200,6 +204,29 @@ pub fn insert_rows(
     }
     bar.finish_and_clear();
     Ok(start.elapsed())
+}
+
+/// [`insert_rows`], one batch at a time, printing `committed N of M rows` on stderr after each
+/// commit. Returns the time taken.
+fn insert_logging_commits(
+    index: &Index,
+    vectors: &Vectors,
+    keys: &[u64],
+    rows: &[usize],
+    batch: usize,
+) -> Result<Duration, CliError> {
+    let (mut took, mut done) = (Duration::ZERO, 0);
+    for chunk in rows.chunks(batch.max(1)) {
+        took += insert_rows(index, vectors, keys, chunk, batch)?;
+        done += chunk.len();
+        writeln!(
+            io::stderr(),
+            "committed {} of {} rows",
+            thousands(done as u64),
+            thousands(rows.len() as u64)
+        )?;
+    }
+    Ok(took)
 }
 
 /// A progress bar with rate and ETA on stderr, hidden when stderr is not a terminal.

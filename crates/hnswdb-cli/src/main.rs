@@ -111,6 +111,10 @@ pub(crate) struct BuildArgs {
     /// Rows per committed transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
+    /// After each committed transaction, print `committed N of M rows` on stderr (for logs, and
+    /// for scripts that follow or interrupt a build).
+    #[arg(long)]
+    pub log_commits: bool,
 }
 
 /// Arguments of `hnswdb search`.

@@ -6,9 +6,9 @@ mod common;
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
-use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -622,73 +622,90 @@ fn damaged_index_fails_verify() {
     );
 }
 
+/// The index's `len`, as `hnswdb stats --json` reports it.
+fn stats_len(index: &Path) -> u64 {
+    let out = hnswdb()
+        .arg("stats")
+        .arg(index)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    stats["len"].as_u64().unwrap()
+}
+
+/// Starts `build` (with `--log-commits`) and kills it as soon as it reports its `batches`th
+/// commit. Whether the kill landed before the build ended.
+fn kill_after_commits(build: &mut StdCommand, batches: usize) -> bool {
+    let mut child = build
+        .arg("--log-commits")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kept open until the child is gone: a closed pipe would make its next line fail.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut commits = 0;
+    while commits < batches {
+        let line = lines
+            .next()
+            .expect("the build ended before its commits")
+            .unwrap();
+        commits += usize::from(line.starts_with("committed "));
+    }
+    child.kill().unwrap();
+    let killed = !child.wait().unwrap().success();
+    drop(lines);
+    killed
+}
+
 #[test]
 fn killed_build_resumes() {
     const N: usize = 20_000;
+    const BATCH: u64 = 200;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.fvecs");
     let base = vectors(N, 16, 3);
     write_fvecs(&input, &base);
     let index = dir.path().join("big.hnsw");
-    let build = |cmd: &mut StdCommand| {
+    let build = || {
+        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("hnswdb"));
         cmd.arg("build")
             .arg(&index)
             .arg("--input")
             .arg(&input)
-            .args(["--batch", "200", "--ef-construction", "16"]);
+            .args(["--batch", &BATCH.to_string(), "--ef-construction", "16"]);
+        cmd
     };
 
-    let mut first = StdCommand::new(assert_cmd::cargo::cargo_bin("hnswdb"));
-    build(&mut first);
-    let mut child = first
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !index.exists() && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(400));
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    let killed = !status.success();
-    if killed {
-        // What was committed before the kill is there, and the file opens cleanly.
-        let out = hnswdb()
-            .arg("stats")
-            .arg(&index)
-            .arg("--json")
-            .output()
-            .unwrap();
-        let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let len = stats["len"].as_u64().unwrap();
-        assert!(
-            len > 0 && len < N as u64 && len.is_multiple_of(200),
-            "{len}"
-        );
-        hnswdb().arg("verify").arg(&index).assert().success();
-    }
-
-    let mut second = StdCommand::new(assert_cmd::cargo::cargo_bin("hnswdb"));
-    build(&mut second);
-    let out = second.output().unwrap();
+    // The kill lands after the second commit was reported, with 98 batches to go; should the
+    // build still have finished first, the resume finds nothing to do.
+    let killed = kill_after_commits(&mut build(), 2);
+    let len = stats_len(&index);
+    eprintln!("first build killed: {killed}, {len} rows committed");
+    hnswdb().arg("verify").arg(&index).assert().success();
+    let out = build().output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     if killed {
-        assert!(stderr.contains("resuming:"), "{stderr}");
+        // What was reported committed before the kill is there, whole batches only.
+        assert!(
+            len >= 2 * BATCH && len < N as u64 && len.is_multiple_of(BATCH),
+            "{len}"
+        );
+        let skipped = stderr
+            .split("resuming: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .map(|n| n.replace(',', "").parse::<u64>().unwrap());
+        assert_eq!(skipped, Some(len), "{stderr}");
     } else {
-        eprintln!("note: the first build finished before it could be killed");
+        assert_eq!(len, N as u64);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("nothing to do"), "{stdout}");
     }
 
-    let out = hnswdb()
-        .arg("stats")
-        .arg(&index)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(stats["len"], N as u64);
+    assert_eq!(stats_len(&index), N as u64);
     hnswdb().arg("verify").arg(&index).assert().success();
     for key in [0, N / 2, N - 1] {
         let out = hnswdb()
