@@ -49,6 +49,8 @@ pub struct Index {
     loader: Mutex<Loader>,
     /// Set when the storage engine panicked during a write: further writes are refused.
     poisoned: AtomicBool,
+    /// Set by `close`: the file is closed, and the drop that follows has nothing left to do.
+    closed: bool,
 }
 
 /// What the index shares with its background loader.
@@ -424,6 +426,7 @@ impl Index {
             shared,
             loader: Mutex::new(Loader::new(loader)),
             poisoned: AtomicBool::new(false),
+            closed: false,
         })
     }
 
@@ -669,6 +672,7 @@ impl Index {
     /// ```
     pub fn close(mut self) -> Result<()> {
         let checkpoint = self.shut_down();
+        self.closed = true;
         // Every snapshot holds the database: the current one (the only one left, since no
         // search or loader runs now) lets go of it, so that it can be closed here, with its
         // error, and not by a drop.
@@ -856,7 +860,9 @@ impl Drop for Index {
     /// Under `Durability::Eventual`, makes the last commits durable; [`Index::close`] does the
     /// same and returns the errors this has to swallow.
     fn drop(&mut self) {
-        let _ = self.shut_down();
+        if !self.closed {
+            let _ = self.shut_down();
+        }
     }
 }
 
