@@ -222,6 +222,27 @@ impl Index {
         Ok((index, temp))
     }
 
+    /// A new, empty index that lives in memory only, over redb's in-memory storage: the whole
+    /// API (transactions, deletes, `compact`, `export`) with nothing written to disk, and gone
+    /// when dropped. For tests, fuzzing and throw-away indexes; [`export`](Index::export) saves
+    /// what it holds, [`import`](Index::import) makes a file of that. Its
+    /// [`path`](Index::path) is empty. [`Durability`] has no effect on it.
+    ///
+    /// ```
+    /// use hnswdb::{Index, Metric, Options};
+    /// let index = Index::in_memory(Options::new(2).metric(Metric::L2))?;
+    /// index.insert_batch([(1, [1.0, 0.0]), (2, [0.0, 1.0])])?;
+    /// assert_eq!(index.search(&[0.9, 0.1], 1)?[0].key, 1);
+    /// assert!(index.path().as_os_str().is_empty());
+    /// # Ok::<(), hnswdb::Error>(())
+    /// ```
+    pub fn in_memory(options: Options) -> Result<Index> {
+        options.validate()?;
+        let db = store::create_in_memory()?;
+        init_empty(&db, &options)?;
+        Index::start(Path::new(""), db, options, EMPTY, None, false)
+    }
+
     /// An empty index file with `options`, under a temporary name beside `path`.
     fn build_empty(
         path: &Path,
@@ -231,13 +252,13 @@ impl Index {
         files::remove_leftovers(path);
         let temp = files::temporary(path, purpose)?;
         let db = store::create_database(temp.reopen()?)?;
-        store::guarded("create", || {
-            let txn = db.begin_write()?;
-            store::init_tables(&txn, &header_of(options, &EMPTY))?;
-            txn.commit()?;
-            Ok(())
-        })?;
+        init_empty(&db, options)?;
         Ok((db, temp))
+    }
+
+    /// Whether the index lives in memory only ([`Index::in_memory`]).
+    fn is_in_memory(&self) -> bool {
+        self.path.as_os_str().is_empty()
     }
 
     /// Opens the index file at `path`, with the options stored in it. Fails with
@@ -509,14 +530,21 @@ impl Index {
     fn compact_locked(&self, state: &mut WriterState) -> Result<()> {
         let counters = self.snapshot().counters;
         let shape = shape_of(&self.options);
-        let (fresh, temp) = Index::build_empty(&self.path, &self.options, Purpose::Compact)?;
+        let (fresh, temp) = if self.is_in_memory() {
+            (store::create_in_memory()?, None)
+        } else {
+            let (db, temp) = Index::build_empty(&self.path, &self.options, Purpose::Compact)?;
+            (db, Some(temp))
+        };
         let fresh = Arc::new(fresh);
         let snap = store::guarded("compact", || {
             store::copy_all(&self.database(), &fresh)?;
             Snapshot::load(&fresh, &store::begin_read(&fresh)?, counters, &shape)
         })?;
-        // The open handle follows the file through the rename.
-        files::replace(temp, &self.path)?;
+        if let Some(temp) = temp {
+            // The open handle follows the file through the rename.
+            files::replace(temp, &self.path)?;
+        }
         // The copy was one durable commit: nothing is left to checkpoint.
         state.committed(true);
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = fresh;
@@ -535,7 +563,7 @@ impl Index {
         self.options.dim
     }
 
-    /// The path of the index file.
+    /// The path of the index file; empty for an [`in_memory`](Index::in_memory) index.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -932,6 +960,16 @@ pub(crate) fn shape_of(options: &Options) -> Shape {
         m0: options.get_m0(),
         budget: options.cache_bytes,
     }
+}
+
+/// Creates the tables of an empty index with `options` in the new database `db`.
+fn init_empty(db: &Db, options: &Options) -> Result<()> {
+    store::guarded("create", || {
+        let txn = db.begin_write()?;
+        store::init_tables(&txn, &header_of(options, &EMPTY))?;
+        txn.commit()?;
+        Ok(())
+    })
 }
 
 /// The counters of an empty index.

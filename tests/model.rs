@@ -1,7 +1,8 @@
 //! The index against a model (a `BTreeMap` and brute force) over random operation sequences:
 //! inserts, upserts, removes, gets, exact searches (ef ≥ len), committed and aborted
 //! transactions, and reopening the file — for all three metrics. `verify()` after every
-//! sequence.
+//! sequence. The same runs over an in-memory index, where a reopen becomes a `compact` (a fresh
+//! database, and the snapshot loaded from it), with more cases since it is faster.
 
 mod common;
 
@@ -93,17 +94,60 @@ fn assert_exact(
     }
 }
 
-fn run(metric: Metric, m: usize, ops: Vec<Op>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.hnsw");
+/// The index under test: in a file, or in memory.
+struct Subject {
+    index: Index,
+    /// The file's folder and path; `None` in memory.
+    file: Option<(tempfile::TempDir, std::path::PathBuf)>,
+}
+
+impl Subject {
+    fn new(in_memory: bool, options: Options) -> Subject {
+        if in_memory {
+            return Subject {
+                index: Index::in_memory(options).unwrap(),
+                file: None,
+            };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.hnsw");
+        Subject {
+            index: Index::create(&path, options).unwrap(),
+            file: Some((dir, path)),
+        }
+    }
+
+    /// Reads the index back from its storage: reopens the file, or compacts in memory.
+    fn reload(self) -> Subject {
+        match self.file {
+            Some((dir, path)) => {
+                drop(self.index);
+                Subject {
+                    index: Index::open(&path).unwrap(),
+                    file: Some((dir, path)),
+                }
+            }
+            None => {
+                self.index.compact().unwrap();
+                self
+            }
+        }
+    }
+}
+
+fn run(in_memory: bool, metric: Metric, m: usize, ops: Vec<Op>) {
     let options = Options::new(DIM)
         .metric(metric)
         .m(m)
         .ef_construction(16)
         .seed(7);
-    let mut index = Index::create(&path, options).unwrap();
+    let mut subject = Subject::new(in_memory, options);
     let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
     for op in ops {
+        if let Op::Reopen = op {
+            subject = subject.reload();
+        }
+        let index = &subject.index;
         match op {
             Op::Insert(key, v) => {
                 index.insert(key, &v).unwrap();
@@ -137,14 +181,12 @@ fn run(metric: Metric, m: usize, ops: Vec<Op>) {
                     model = staged;
                 }
             }
-            Op::Reopen => {
-                drop(index);
-                index = Index::open(&path).unwrap();
-            }
+            Op::Reopen => {}
             Op::Verify => index.verify().unwrap(),
         }
         assert_eq!(index.len(), model.len());
     }
+    let index = &subject.index;
     index.verify().unwrap();
     assert_eq!(
         index.keys().unwrap(),
@@ -153,14 +195,14 @@ fn run(metric: Metric, m: usize, ops: Vec<Op>) {
     for (key, v) in &model {
         assert_eq!(index.get(*key).unwrap().as_ref(), Some(v));
     }
-    // Reopening gives the same answers.
+    // Reading it back gives the same answers.
     let queries: Vec<Vec<f32>> = model.values().take(5).cloned().collect();
     let before: Vec<_> = queries
         .iter()
         .map(|q| index.search(q, 3).unwrap())
         .collect();
-    drop(index);
-    let index = Index::open(&path).unwrap();
+    let subject = subject.reload();
+    let index = &subject.index;
     let after: Vec<_> = queries
         .iter()
         .map(|q| index.search(q, 3).unwrap())
@@ -174,6 +216,15 @@ proptest! {
 
     #[test]
     fn index_matches_model(metric in metric(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
-        run(metric, m, ops);
+        run(false, metric, m, ops);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn in_memory_index_matches_model(metric in metric(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
+        run(true, metric, m, ops);
     }
 }

@@ -27,6 +27,9 @@ pub(crate) const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9
 /// Size of redb's own page cache: it serves writes and what the layer-0 cache does not hold.
 const REDB_CACHE_BYTES: usize = 256 << 20;
 
+/// redb's page cache over its in-memory backend, whose reads are copies from memory already.
+const IN_MEMORY_CACHE_BYTES: usize = 16 << 20;
+
 /// Ends the location of every `Corrupt` error made from a caught panic.
 pub(crate) const PANIC_MARK: &str = "(panic caught)";
 
@@ -105,6 +108,17 @@ pub(crate) fn create_database(file: File) -> Result<Db> {
             Database::builder()
                 .set_cache_size(REDB_CACHE_BYTES)
                 .create_with_backend(redb::backends::FileBackend::new(file)?)?,
+        )))
+    })
+}
+
+/// A new, empty database in memory (redb's in-memory backend).
+pub(crate) fn create_in_memory() -> Result<Db> {
+    guarded("create", || {
+        Ok(Db(Some(
+            Database::builder()
+                .set_cache_size(IN_MEMORY_CACHE_BYTES)
+                .create_with_backend(redb::backends::InMemoryBackend::new())?,
         )))
     })
 }

@@ -7,8 +7,8 @@ mod tables;
 
 pub(crate) use codec::{Header, NodeRecord};
 pub(crate) use file::{
-    begin_read, check_storage, copy_all, create_database, guarded, held, init_tables,
-    open_database, read_free_ids, read_header, update_free_ids, write_header, Db, PANIC_MARK,
-    REDB_MAGIC,
+    begin_read, check_storage, copy_all, create_database, create_in_memory, guarded, held,
+    init_tables, open_database, read_free_ids, read_header, update_free_ids, write_header, Db,
+    PANIC_MARK, REDB_MAGIC,
 };
 pub(crate) use tables::{ReadTables, Tables, WriteTables};
