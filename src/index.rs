@@ -257,7 +257,7 @@ impl Index {
     }
 
     /// Whether the index lives in memory only ([`Index::in_memory`]).
-    fn is_in_memory(&self) -> bool {
+    pub(crate) fn is_in_memory(&self) -> bool {
         self.path.as_os_str().is_empty()
     }
 

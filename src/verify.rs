@@ -38,7 +38,7 @@ pub struct Stats {
     pub degree_histogram: Vec<Vec<u64>>,
     /// Node ids freed by removals and not yet reused.
     pub free_ids: u64,
-    /// Size of the index file in bytes.
+    /// Size of the index file in bytes; 0 for an [`in_memory`](crate::Index::in_memory) index.
     pub file_bytes: u64,
     /// Bytes of memory held by the cache (upper layers, node table, layer-0 cache).
     pub cache_bytes: u64,
@@ -210,7 +210,10 @@ impl Index {
             nodes_per_level,
             degree_histogram,
             free_ids: snap.free.len() as u64,
-            file_bytes: std::fs::metadata(self.path())?.len(),
+            file_bytes: match self.is_in_memory() {
+                true => 0,
+                false => std::fs::metadata(self.path())?.len(),
+            },
             cache_bytes: snap.bytes(),
             layer0_vectors_cached: snap.vectors.is_some() && vectors_in_cache == snap.counters.len,
             layer0_vectors_in_cache: vectors_in_cache,

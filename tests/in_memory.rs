@@ -44,6 +44,8 @@ fn answers_exactly_as_a_file_index_does() {
         apply(&file, &vectors);
         apply(&memory, &vectors);
         memory.verify().unwrap();
+        let stats = memory.stats().unwrap();
+        assert_eq!((stats.len, stats.file_bytes), (memory.len() as u64, 0));
         assert!(memory.path().as_os_str().is_empty());
         assert_eq!(memory.len(), file.len());
         assert_eq!(memory.keys().unwrap(), file.keys().unwrap());
