@@ -4,13 +4,16 @@
 //!
 //! A temporary file is named `<index file name>.hnswdb-<purpose>-<8 random letters or digits>`
 //! (made by `tempfile`, which removes it again when the work fails). Only a file named exactly
-//! so, holding nothing or a redb database, and held open by no one, is ever removed as a
-//! leftover: a user's `photos.hnsw.compact-backup` is never touched.
+//! so, holding a redb database (or one redb had not yet written its header to), and held open by
+//! no one, is ever removed as a leftover: a user's `photos.hnsw.compact-backup` is never touched.
+//!
+//! "Held" is redb's file lock, which a new temporary file gets microseconds after it is made: a
+//! cleanup in another process that lands in between removes it, and that `create`, `compact` or
+//! `import` fails with an I/O error (nothing is lost; it can be run again).
 
 use std::ffi::OsString;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use tempfile::NamedTempFile;
 
@@ -27,9 +30,6 @@ pub(crate) enum Purpose {
 const PURPOSES: [&str; 3] = ["create", "compact", "import"];
 /// Random characters at the end of a temporary name.
 const RANDOM_CHARS: usize = 8;
-/// An empty leftover (a process killed before redb wrote its header) is removed only when it is
-/// at least this old: a younger one may belong to a `create` in progress in another process.
-const EMPTY_LEFTOVER_AGE: Duration = Duration::from_secs(60);
 
 impl Purpose {
     fn name(self) -> &'static str {
@@ -121,8 +121,9 @@ fn is_temporary_name(index: &str, file: &str) -> bool {
 }
 
 /// Removes the temporary files beside `path` that a killed `create`, `compact` or `import` left
-/// behind: named exactly as [`temporary`] names them, holding a redb database (or nothing, and
-/// older than a minute), and held open by no handle or process (redb's file lock says so).
+/// behind: named exactly as [`temporary`] names them, holding a redb database or not yet one
+/// (empty, or zeros where redb's header goes), and held open by no handle or process (redb's file
+/// lock says so).
 /// Anything else is left alone. Best effort: errors are ignored.
 pub(crate) fn remove_leftovers(path: &Path) {
     let Ok(index) = file_name_of(path) else {
@@ -143,26 +144,18 @@ pub(crate) fn remove_leftovers(path: &Path) {
     }
 }
 
-/// Whether the temporary file at `path` was left behind: a redb database no one holds, or an
-/// old empty file.
+/// Whether the temporary file at `path` was left behind: a redb database, or a file redb had not
+/// yet written its header to (killed early: empty, or grown with zeros), held by no one.
 fn abandoned(path: &Path) -> bool {
-    let Ok(mut file) = std::fs::File::open(path) else {
+    let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    let Ok(meta) = file.metadata() else {
-        return false;
-    };
-    if meta.len() == 0 {
-        return meta
-            .modified()
-            .ok()
-            .and_then(|at| SystemTime::now().duration_since(at).ok())
-            .is_some_and(|age| age >= EMPTY_LEFTOVER_AGE);
-    }
-    let mut magic = [0u8; crate::store::REDB_MAGIC.len()];
-    file.read_exact(&mut magic).is_ok()
-        && magic == crate::store::REDB_MAGIC
-        && !crate::store::held(path)
+    let mut start = Vec::with_capacity(crate::store::REDB_MAGIC.len());
+    let read = file
+        .take(crate::store::REDB_MAGIC.len() as u64)
+        .read_to_end(&mut start);
+    let redb_or_not_yet = start == crate::store::REDB_MAGIC || start.iter().all(|&byte| byte == 0);
+    read.is_ok() && redb_or_not_yet && !crate::store::held(path)
 }
 
 #[cfg(test)]

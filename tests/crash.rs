@@ -601,7 +601,15 @@ fn crash_trials(durability: Durability, trials: u64, seed: u64, max_delay_ms: u6
             std::fs::read_dir(chain.dir.path()).unwrap().count() - usize::from(chain.path.exists());
         tally.most_stray_files = tally.most_stray_files.max(stray);
         // Each open or create removes what earlier kills left: only the last kill's remains.
-        assert!(stray <= 1, "{context}: {stray} files left beside the index");
+        let names = || -> Vec<_> {
+            let entries = std::fs::read_dir(chain.dir.path()).unwrap();
+            entries.map(|e| e.unwrap().file_name()).collect()
+        };
+        assert!(
+            stray <= 1,
+            "{context}: {stray} files left beside the index: {:?}",
+            names()
+        );
         tally.trials += 1;
 
         // A kill during `create` leaves no file, or a whole empty index.

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use hnswdb::{Error, Index, Metric, Options};
 
@@ -108,20 +107,16 @@ fn what_killed_operations_left_is_removed_unless_in_use() {
         .insert(1, &[1.0, 2.0])
         .unwrap();
     let temp = |name: &str| dir.path().join(format!("t.hnsw.hnswdb-{name}"));
-    let aged = |path: &Path| {
-        let file = std::fs::File::options().write(true).open(path).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(600))
-            .unwrap();
-    };
     // A compact killed part-way (a redb file), a create killed after its link (a second
-    // name of the index), an import killed before redb wrote anything (an old empty file).
+    // name of the index), an import killed before redb wrote anything (an empty file), a
+    // create killed before redb wrote its header (zeros).
     std::fs::copy(&path, temp("compact-Zz09Yy18")).unwrap();
     std::fs::hard_link(&path, temp("create-Qq77Rr66")).unwrap();
     std::fs::write(temp("import-Mm55Nn44"), b"").unwrap();
-    aged(&temp("import-Mm55Nn44"));
-    // Kept: an empty one that may belong to a create starting in another process, one open
-    // in another handle (a compact under way), and one of another index.
-    std::fs::write(temp("create-Kk33Ll22"), b"").unwrap();
+    std::fs::write(temp("create-Pp66Oo55"), [0u8; 4096]).unwrap();
+    // Kept: one open in another handle (a compact under way), one that is not a redb file,
+    // and one of another index.
+    std::fs::write(temp("create-Kk33Ll22"), b"not redb").unwrap();
     std::fs::copy(&path, temp("import-Aa11Bb22")).unwrap();
     let busy = Index::open(temp("import-Aa11Bb22")).unwrap();
     let other = dir.path().join("t.hnsw2.hnswdb-compact-Zz09Yy18");
@@ -129,7 +124,12 @@ fn what_killed_operations_left_is_removed_unless_in_use() {
 
     let index = Index::open(&path).unwrap();
     assert_eq!(index.get(1).unwrap(), Some(vec![1.0, 2.0]));
-    for gone in ["compact-Zz09Yy18", "create-Qq77Rr66", "import-Mm55Nn44"] {
+    for gone in [
+        "compact-Zz09Yy18",
+        "create-Qq77Rr66",
+        "import-Mm55Nn44",
+        "create-Pp66Oo55",
+    ] {
         assert!(!temp(gone).exists(), "{gone} is still there");
     }
     for kept in ["create-Kk33Ll22", "import-Aa11Bb22"] {
