@@ -49,9 +49,16 @@ fn answers_exactly_as_a_file_index_does() {
         assert!(memory.path().as_os_str().is_empty());
         assert_eq!(memory.len(), file.len());
         assert_eq!(memory.keys().unwrap(), file.keys().unwrap());
-        assert!(!memory.contains(20_000).unwrap(), "a dropped transaction left a key");
+        assert!(
+            !memory.contains(20_000).unwrap(),
+            "a dropped transaction left a key"
+        );
         assert_eq!(memory.get(1).unwrap(), Some(vectors[5].clone()));
-        assert_eq!(answers(&memory, &queries), answers(&file, &queries), "{metric}");
+        assert_eq!(
+            answers(&memory, &queries),
+            answers(&file, &queries),
+            "{metric}"
+        );
     }
 }
 
