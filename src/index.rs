@@ -726,7 +726,8 @@ impl Index {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .stop(&self.shared.load);
-        if self.poisoned.load(Ordering::Acquire) {
+        // An in-memory index ends with the process: there is nothing to make durable.
+        if self.poisoned.load(Ordering::Acquire) || self.is_in_memory() {
             return Ok(());
         }
         let mut state = self.shared.lock_writer()?;
