@@ -46,13 +46,14 @@ fn small_m_on_four_threads_passes_verify_for_several_seeds() {
         assert_eq!(index.len(), 2000);
         index.verify().unwrap();
         // Nearly every vector is found by its own query (the search is approximate; a serial
-        // build at m=4 misses about as many).
+        // build at m=4 misses about as many). The threads race, so the count varies: 1989 to
+        // 2000 in 36 builds here, the lowest on a loaded machine; a lost link costs far more.
         let found = batch
             .iter()
             .filter(|(k, v)| index.search(v, 1).unwrap()[0].key == *k)
             .count();
         eprintln!("seed {s}: {found} of 2000 found by their own vector");
-        assert!(found >= 1990, "seed {s}: {found} of 2000");
+        assert!(found >= 1980, "seed {s}: {found} of 2000");
     }
 }
 
