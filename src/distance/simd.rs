@@ -15,8 +15,9 @@
 //! Every kernel here follows that contract: the `LANES` lanes live in `LANES / W` registers of `W`
 //! floats (register `r` holds lanes `W·r .. W·r + W`), each element is one FMA into its lane, the
 //! last partial step is loaded zero-filled (masked loads on AVX-512, a zeroed copy elsewhere), and
-//! the pairwise tree first adds whole registers (register `r` += register `r + R/2`, …), then the
-//! halves of the last one, exactly as the scalar kernels add their lanes.
+//! the pairwise tree first adds whole registers (of `R`: register `r` += register `r + R/2` for
+//! `r < R/2`, and so on), then the halves of the one left, exactly as the scalar kernels add their
+//! lanes.
 //!
 //! Vectors are read straight from database pages, so the kernels use unaligned loads only. The
 //! lengths are equal (Invariant, debug-asserted); memory safety never rests on it: the kernels read
