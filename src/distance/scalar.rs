@@ -174,14 +174,15 @@ pub(crate) mod tests {
         assert_eq!(dot(&a, &ones).to_bits(), 0.0f32.to_bits());
         // One rounding per multiply-add: lane 0 holds −(1 + 2^-11), then adds x² with
         // x = 1 + 2^-12. x² = 1 + 2^-11 + 2^-24 is exact inside the FMA, so the lane becomes
-        // 2^-24; rounded alone first it would be 1 + 2^-11 and the lane 0.
-        let x = 1.0 + 2f32.powi(-12);
+        // 2^-24; rounded alone first it would be 1 + 2^-11 and the lane 0. (Powers of two by
+        // division, which is exact: Miri gives `powi` a random error, as the standard allows.)
+        let x = 1.0 + 1.0 / 4096.0;
         let mut b = vec![0.0f32; LANES + 1];
         let mut c = b.clone();
-        (b[0], c[0]) = (1.0, -(1.0 + 2f32.powi(-11)));
+        (b[0], c[0]) = (1.0, -(1.0 + 1.0 / 2048.0));
         (b[LANES], c[LANES]) = (x, x);
-        assert_eq!(x * x - (1.0 + 2f32.powi(-11)), 0.0);
-        assert_eq!(dot(&b, &c), 2f32.powi(-24));
+        assert_eq!(x * x - (1.0 + 1.0 / 2048.0), 0.0);
+        assert_eq!(dot(&b, &c), 1.0 / 16_777_216.0);
     }
 
     /// The padding of the last step is part of the contract: a lane that holds −0.0 (a product
