@@ -181,7 +181,9 @@ pub mod bench {
     }
 }
 
+// Under Miri only the tests call the SIMD kernels (`fastest` picks the scalar ones).
 #[cfg(target_arch = "x86_64")]
+#[cfg_attr(miri, allow(dead_code))]
 mod x86 {
     use std::arch::x86_64::*;
 
@@ -365,6 +367,7 @@ mod x86 {
 }
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[cfg_attr(miri, allow(dead_code))]
 mod neon {
     use std::arch::aarch64::*;
 
