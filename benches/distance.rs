@@ -7,12 +7,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use hnswdb::__bench::{
-    dot, dot_and_norm_sq, kernel_name, l2_sq, scalar_dot, scalar_dot_and_norm_sq, scalar_l2_sq,
-};
+use hnswdb::__bench::{dot, kernel_name, l2_sq, scalar_dot, scalar_l2_sq};
 
-/// Embedding sizes worth tracking: 128 (SIFT-like) and 384 (MiniLM-like).
-const DIMS: [usize; 2] = [128, 384];
+/// Embedding sizes worth tracking: 128 (SIFT-like) and 384 (MiniLM-like), and 100, whose last
+/// step of the summation order is a partial one (zero-filled).
+const DIMS: [usize; 3] = [100, 128, 384];
 
 /// A deterministic pseudo-random vector in `[-1, 1)` (xorshift; no RNG dependency needed).
 fn vector(dim: usize, seed: u32) -> Vec<f32> {
@@ -55,12 +54,6 @@ fn kernels(c: &mut Criterion) {
     eprintln!("dispatched distance kernels: {}", kernel_name());
     compare(c, "l2_sq", l2_sq, scalar_l2_sq);
     compare(c, "dot", dot, scalar_dot);
-    compare(
-        c,
-        "dot_and_norm_sq",
-        dot_and_norm_sq,
-        scalar_dot_and_norm_sq,
-    );
 }
 
 criterion_group!(benches, kernels);

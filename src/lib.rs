@@ -37,7 +37,7 @@ pub use options::{
 pub use txn::WriteTxn;
 pub use verify::{Problem, Stats, VerifyReport};
 
-/// Distance kernels for `benches/`; not part of the API, no stability promise.
+/// Distance kernels for `benches/` and the tests; not part of the API, no stability promise.
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub use distance::simd::bench as __bench;

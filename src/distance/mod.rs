@@ -4,22 +4,43 @@
 //! returns). The *search form* is what the graph compares: the same vector, except under cosine,
 //! where it is scaled to unit length so that `1 − cos` is `1 − a·b` and no norm is recomputed per
 //! pair.
+//!
+//! # The summation order: the same bits on every CPU
+//!
+//! Every kernel, scalar or SIMD, on every CPU, sums in one fixed order, so that the same inserts
+//! with the same seed build the same graph and give the same answers, bit for bit, on an AVX-512
+//! server, an AVX2 laptop, an ARM machine or with the scalar fallback (a failure seen on one
+//! reproduces on the others). For `n` pairs `(a[i], b[i])`:
+//!
+//! 1. [`LANES`] partial sums ("lanes"), each starting at +0.0.
+//! 2. For `i` = 0, 1, … in order, lane `i mod LANES` takes one fused multiply-add (one rounding):
+//!    `lane = fma(d, d, lane)` with `d = a[i] − b[i]` (rounded) for [`l2_sq`],
+//!    `lane = fma(a[i], b[i], lane)` for [`dot`].
+//! 3. If `n` is not a multiple of `LANES`, the pairs up to the next multiple are `(0, 0)`: each
+//!    lane after the last pair takes `fma(0, 0, lane)`. That is `lane + 0.0`, which changes
+//!    nothing except a lane holding −0.0 (a dot product whose terms underflowed to −0), which
+//!    becomes +0.0. SIMD kernels get this from zero-filled loads of the last, partial step.
+//! 4. The lanes are added pairwise: lane `j` += lane `j + LANES/2` for every `j < LANES/2`, then
+//!    lane `j` += lane `j + LANES/4` for `j < LANES/4`, and so on down to lane 0 += lane 1; the
+//!    result is lane 0.
+//!
+//! [`dot_and_norm_sq`] is two [`dot`]s, and the cosine paths use only [`dot`] and plain,
+//! element-wise float operations, so every distance and search form is covered. The one thing
+//! that may differ between CPU architectures is the payload of a NaN (x86 and ARM make different
+//! default NaNs), which only arises when a dot product overflows to both +∞ and −∞.
+//!
+//! The kernels are tested against the scalar ones for equal bits (`simd.rs`); setting
+//! `HNSWDB_SCALAR_KERNELS=1` makes a process use the scalar kernels only (see [`simd`]).
 
-// On aarch64 with NEON every kernel has a SIMD form: the scalar ones are only the tests' oracle
-// (and the benches' reference), which a plain build does not use.
-#[cfg_attr(
-    all(
-        target_arch = "aarch64",
-        target_feature = "neon",
-        not(any(test, feature = "test-hooks"))
-    ),
-    allow(dead_code)
-)]
 mod scalar;
 pub(crate) mod simd;
 
 use crate::error::{Error, Result};
 use crate::options::Metric;
+
+/// The lanes of the summation order (above). 64 = four AVX-512 registers, eight AVX2 ones or
+/// sixteen NEON ones: enough independent accumulators for each to hide the FMA latency.
+pub(crate) const LANES: usize = 64;
 
 /// Squared Euclidean distance. Invariant: `a.len() == b.len()`.
 #[inline]
@@ -33,10 +54,12 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     simd::dot(a, b)
 }
 
-/// `(q·v, v·v)` in one pass. Invariant: `q.len() == v.len()`.
+/// `(q·v, v·v)`: two [`dot`]s, so each in the summation order above (the one caller, the
+/// stored-form cosine of [`Metric::distance`], is not on any search path).
+/// Invariant: `q.len() == v.len()`.
 #[inline]
 pub(crate) fn dot_and_norm_sq(q: &[f32], v: &[f32]) -> (f32, f32) {
-    simd::dot_and_norm_sq(q, v)
+    (dot(q, v), dot(v, v))
 }
 
 pub(crate) use simd::prefetch;
