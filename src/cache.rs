@@ -473,7 +473,6 @@ impl Snapshot {
                     if vectors.holds(id) && self.node(id)?.live {
                         tables
                             .vector_with(id, |v| shape.metric.search_form_into(v, &mut search))?;
-                        check_dim(&search, shape.dim, id)?;
                         vectors.get_mut(id).copy_from_slice(&search);
                     }
                 }
@@ -526,7 +525,6 @@ where
 {
     let mut search = Vec::new();
     tables.vector_with(id, |v| shape.metric.search_form_into(v, &mut search))?;
-    check_dim(&search, shape.dim, id)?;
     let mut lists = Vec::with_capacity(usize::from(level));
     for layer in 1..=level {
         let mut list = Vec::new();
