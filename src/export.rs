@@ -108,7 +108,7 @@ impl Index {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn export(&self, writer: impl Write) -> Result<ExportStats> {
-        let snap = self.snapshot();
+        let snap = self.engine().snapshot();
         let options = self.options();
         let dim = options.dim;
         let mut out = HashWriter {

@@ -1,25 +1,20 @@
 //! [`Index`]: open or create an index file, search it, read it, write it.
 
-use std::cell::RefCell;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
-use std::time::Instant;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::cache::{Changes, Counters, Shape, Snapshot};
+use crate::engine::{Engine, Shared, WriterGuard, WriterState};
 use crate::error::{Error, Result};
 use crate::files::{self, Purpose};
-use crate::graph::{self, EntryPoint, NodeId, Params, Scratch};
-use crate::load::{self, Loader, Progress};
-use crate::options::{Durability, Hit, Metric, Options, SearchParams};
-use crate::store::{self, Db, Header};
-use crate::txn::WriteTxn;
-use crate::view::SnapshotGraph;
-
-thread_local! {
-/// Per-thread search state, reused by every search on this thread.
-static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());}
+use crate::header::{header_of, unpack_header, EMPTY};
+use crate::load::{self, Loader};
+use crate::load_progress::Progress;
+use crate::options::{Hit, Options, SearchParams};
+use crate::read_txn;
+use crate::snapshot::{Changes, Counters, Shape, Snapshot};
+use crate::store::{self, Db};
+use crate::write_txn::WriteTxn;
 
 /// A persistent HNSW index stored in one file.
 ///
@@ -39,119 +34,11 @@ static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());}
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Index {
-    path: PathBuf,
-    /// The open file; `compact` moves the index to a new one. Every snapshot holds the
-    /// database it reads, so a search that started before finishes on the old file.
-    db: RwLock<Arc<Db>>,
-    options: Options,
-    shared: Arc<Shared>,
+    engine: Engine,
     /// The background load started by `open` (see `crate::load`).
     loader: Mutex<Loader>,
-    /// Set when the storage engine panicked during a write: further writes are refused.
-    poisoned: AtomicBool,
     /// Set by `close`: the file is closed, and the drop that follows has nothing left to do.
     closed: bool,
-}
-
-/// What the index shares with its background loader.
-pub(crate) struct Shared {
-    /// The snapshot searches start from. A search holds the read lock only to clone the `Arc`.
-    /// DESIGN.md asks for no lock at all here; the safe lock-free alternatives were measured or
-    /// weighed and rejected: a per-thread cached `Arc` checked against an atomic version gained
-    /// 2–4% with two threads at ef 16 on bigann10k (the best case: 8 µs queries), but a thread
-    /// that never searches again would keep the last snapshot, and with it redb's read
-    /// transaction and the file's lock, after the `Index` is dropped (a reopen fails); an epoch
-    /// scheme (crossbeam-epoch) needs `unsafe` and delays the drop the same way.
-    current: RwLock<Arc<Snapshot>>,
-    pub writer: Mutex<WriterState>,
-    /// The [`thread_tag`] of the thread holding `writer` through [`Shared::lock_writer`], else 0.
-    writer_thread: AtomicU64,
-    pub load: Progress,
-}
-
-/// A number for the calling thread, unique in the process and never 0.
-fn thread_tag() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static TAG: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    TAG.with(|tag| *tag)
-}
-
-/// The writer lock, held by one thread at a time (a [`WriteTxn`], a checkpoint, `compact`).
-pub(crate) struct WriterGuard<'a> {
-    state: MutexGuard<'a, WriterState>,
-    thread: &'a AtomicU64,
-}
-
-impl std::ops::Deref for WriterGuard<'_> {
-    type Target = WriterState;
-    fn deref(&self) -> &WriterState {
-        &self.state
-    }
-}
-
-impl std::ops::DerefMut for WriterGuard<'_> {
-    fn deref_mut(&mut self) -> &mut WriterState {
-        &mut self.state
-    }
-}
-
-impl Drop for WriterGuard<'_> {
-    fn drop(&mut self) {
-        // Before the mutex is released (fields drop after this).
-        self.thread.store(0, Ordering::Release);
-    }
-}
-
-impl Shared {
-    /// The current committed snapshot.
-    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Makes `snap` the state every new search sees.
-    pub(crate) fn publish(&self, snap: Snapshot) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
-    }
-
-    /// [`Error::WriteInProgress`] when the calling thread holds the writer lock: whatever it
-    /// was about to wait for would wait for itself.
-    pub(crate) fn check_not_writing(&self) -> Result<()> {
-        if self.writer_thread.load(Ordering::Acquire) == thread_tag() {
-            return Err(Error::WriteInProgress);
-        }
-        Ok(())
-    }
-
-    /// Takes the writer lock, waiting for the holder (another thread) to let go.
-    pub(crate) fn lock_writer(&self) -> Result<WriterGuard<'_>> {
-        self.check_not_writing()?;
-        let state = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(self.writer_guard(state))
-    }
-
-    /// Takes the writer lock if no one holds it.
-    fn try_lock_writer(&self) -> Result<Option<WriterGuard<'_>>> {
-        self.check_not_writing()?;
-        let state = match self.writer.try_lock() {
-            Ok(state) => state,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return Ok(None),
-        };
-        Ok(Some(self.writer_guard(state)))
-    }
-
-    fn writer_guard<'a>(&'a self, state: MutexGuard<'a, WriterState>) -> WriterGuard<'a> {
-        self.writer_thread.store(thread_tag(), Ordering::Release);
-        WriterGuard {
-            state,
-            thread: &self.writer_thread,
-        }
-    }
 }
 
 /// How an open loads the cache: in the background with the layer-0 budget given (else the
@@ -160,34 +47,6 @@ enum Load {
     Background(Option<u64>),
     #[cfg(feature = "test-hooks")]
     Paused(Option<u64>),
-}
-
-/// What the single writer keeps between transactions.
-pub(crate) struct WriterState {
-    /// Commits since the last durable one (`Durability::Eventual`).
-    pub since_checkpoint: u32,
-    pub last_checkpoint: Instant,
-    /// What commits changed since the background load began; `Some` while it runs.
-    pub changes: Option<Changes>,
-}
-
-impl WriterState {
-    /// Whether the next commit must be durable (a checkpoint) under `Durability::Eventual`.
-    pub(crate) fn checkpoint_due(&self) -> bool {
-        self.since_checkpoint + 1 >= crate::options::EVENTUAL_CHECKPOINT_COMMITS
-            || self.last_checkpoint.elapsed().as_millis() as u64
-                >= crate::options::EVENTUAL_CHECKPOINT_MS
-    }
-
-    /// Records a commit, durable or not.
-    pub(crate) fn committed(&mut self, durable: bool) {
-        if durable {
-            self.since_checkpoint = 0;
-            self.last_checkpoint = Instant::now();
-        } else {
-            self.since_checkpoint += 1;
-        }
-    }
 }
 
 impl Index {
@@ -256,11 +115,6 @@ impl Index {
         Ok((db, temp))
     }
 
-    /// Whether the index lives in memory only ([`Index::in_memory`]).
-    pub(crate) fn is_in_memory(&self) -> bool {
-        self.path.as_os_str().is_empty()
-    }
-
     /// Opens the index file at `path`, with the options stored in it. Fails with
     /// [`Error::NotFound`] if there is no file, [`Error::NotAnIndex`] if it is not an hnswdb
     /// index (the file is left unchanged), [`Error::Version`] for another format version and
@@ -292,7 +146,7 @@ impl Index {
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn resume_load(&self) {
-        self.shared.load.resume();
+        self.engine.shared.load.resume();
     }
 
     /// Opens like [`open`](Index::open), after checking the whole file: redb's check of every
@@ -354,7 +208,7 @@ impl Index {
         }
         let mut index =
             Index::open_inner(path, false, Load::Background(Some(options.cache_bytes)))?;
-        let stored = &index.options;
+        let stored = &index.engine.options;
         let mismatch = |setting, stored: String, requested: String| {
             Err(Error::OptionsMismatch {
                 setting,
@@ -388,9 +242,9 @@ impl Index {
         // `build_threads` belongs to this process, not the file: a change of it alone writes
         // nothing.
         let mut stored_part = options.clone();
-        stored_part.build_threads = index.options.build_threads;
-        let changed = stored_part != index.options;
-        index.options = options;
+        stored_part.build_threads = index.engine.options.build_threads;
+        let changed = stored_part != index.engine.options;
+        index.engine.options = options;
         if changed {
             // The commit stores the new settings and fits the cache to the new budget under the
             // writer lock, so a background install cannot land between the two and be lost.
@@ -410,7 +264,7 @@ impl Index {
         background: Option<u64>,
         paused: bool,
     ) -> Result<Index> {
-        let shape = shape_of(&options);
+        let shape = Shape::of(&options);
         let db = Arc::new(db);
         let snap = store::guarded("open", || {
             let txn = store::begin_read(&db)?;
@@ -420,16 +274,11 @@ impl Index {
             }
         })?;
         let snap = Arc::new(snap);
-        let shared = Arc::new(Shared {
-            current: RwLock::new(Arc::clone(&snap)),
-            writer: Mutex::new(WriterState {
-                since_checkpoint: 0,
-                last_checkpoint: Instant::now(),
-                changes: background.map(|_| Changes::default()),
-            }),
-            writer_thread: AtomicU64::new(0),
-            load: Progress::new(background.is_none(), options.cache_bytes),
-        });
+        let shared = Arc::new(Shared::new(
+            Arc::clone(&snap),
+            background.map(|_| Changes::default()),
+            Progress::new(background.is_none(), options.cache_bytes),
+        ));
         let loader = match background {
             None => None,
             Some(budget) => {
@@ -441,12 +290,14 @@ impl Index {
             }
         };
         Ok(Index {
-            path: path.to_owned(),
-            db: RwLock::new(db),
-            options,
-            shared,
+            engine: Engine {
+                path: path.to_owned(),
+                db: RwLock::new(db),
+                options,
+                shared,
+                poisoned: AtomicBool::new(false),
+            },
             loader: Mutex::new(Loader::new(loader)),
-            poisoned: AtomicBool::new(false),
             closed: false,
         })
     }
@@ -455,7 +306,7 @@ impl Index {
     /// started has finished, and every part within [`Options::cache_bytes`] is in memory.
     /// Searches do not need it (they read the rest from the file, more slowly).
     pub fn is_loaded(&self) -> bool {
-        self.shared.load.is_loaded()
+        self.engine.shared.load.is_loaded()
     }
 
     /// Waits until the background load that [`open`](Index::open) started has finished: from
@@ -477,8 +328,8 @@ impl Index {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_loaded(&self) -> Result<()> {
-        self.shared.check_not_writing()?;
-        self.shared.load.wait()
+        self.engine.shared.check_not_writing()?;
+        self.engine.shared.load.wait()
     }
 
     /// Gives file space back after many removals: every live row is copied, in key order, into
@@ -505,20 +356,20 @@ impl Index {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn compact(&self) -> Result<()> {
-        self.check_writable()?;
-        self.shared.check_not_writing()?;
+        self.engine.check_writable()?;
+        self.engine.shared.check_not_writing()?;
         let mut loader = self.loader.lock().unwrap_or_else(PoisonError::into_inner);
         // The loader reads the old file and installs under the writer lock: stopped before the
         // lock is taken, restarted if the compaction fails.
-        loader.stop(&self.shared.load);
-        let mut state = self.shared.lock_writer()?;
+        loader.stop(&self.engine.shared.load);
+        let mut state = self.engine.shared.lock_writer()?;
         let result = self.compact_locked(&mut state);
         if result.is_err() && !self.is_loaded() {
             state.changes = Some(Changes::default());
             if let Ok(handle) = load::spawn(
-                Arc::clone(&self.shared),
-                self.shared.snapshot(),
-                shape_of(&self.options),
+                Arc::clone(&self.engine.shared),
+                self.engine.shared.snapshot(),
+                Shape::of(&self.engine.options),
             ) {
                 *loader = Loader::new(Some(handle));
             }
@@ -528,49 +379,59 @@ impl Index {
 
     /// [`compact`](Index::compact) with the writer lock held and no loader running.
     fn compact_locked(&self, state: &mut WriterState) -> Result<()> {
-        let counters = self.snapshot().counters;
-        let shape = shape_of(&self.options);
-        let (fresh, temp) = if self.is_in_memory() {
+        let counters = self.engine.snapshot().counters;
+        let shape = Shape::of(&self.engine.options);
+        let (fresh, temp) = if self.engine.is_in_memory() {
             (store::create_in_memory()?, None)
         } else {
-            let (db, temp) = Index::build_empty(&self.path, &self.options, Purpose::Compact)?;
+            let (db, temp) =
+                Index::build_empty(&self.engine.path, &self.engine.options, Purpose::Compact)?;
             (db, Some(temp))
         };
         let fresh = Arc::new(fresh);
         let snap = store::guarded("compact", || {
-            store::copy_all(&self.database(), &fresh)?;
+            store::copy_all(&self.engine.database(), &fresh)?;
             Snapshot::load(&fresh, &store::begin_read(&fresh)?, counters, &shape)
         })?;
         if let Some(temp) = temp {
             // The open handle follows the file through the rename.
-            files::replace(temp, &self.path)?;
+            files::replace(temp, &self.engine.path)?;
         }
         // The copy was one durable commit: nothing is left to checkpoint.
         state.committed(true);
-        *self.db.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-        self.shared.publish(snap);
-        self.shared.load.set_loaded();
+        *self
+            .engine
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = fresh;
+        self.engine.shared.publish(snap);
+        self.engine.shared.load.set_loaded();
         Ok(())
+    }
+
+    /// The open index below this handle.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The index's options (structural ones as stored in the file).
     pub fn options(&self) -> &Options {
-        &self.options
+        &self.engine.options
     }
 
     /// The vector dimension.
     pub fn dim(&self) -> usize {
-        self.options.dim
+        self.engine.options.dim
     }
 
     /// The path of the index file; empty for an [`in_memory`](Index::in_memory) index.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.engine.path
     }
 
     /// Number of vectors in the index.
     pub fn len(&self) -> usize {
-        self.snapshot().counters.len as usize
+        self.engine.snapshot().counters.len as usize
     }
 
     /// Whether the index holds no vectors.
@@ -617,8 +478,8 @@ impl Index {
     /// [`Error::WriteInProgress`] instead (and likewise from `insert`, `insert_batch`,
     /// `remove`, `checkpoint`, `compact` and `wait_loaded`).
     pub fn write(&self) -> Result<WriteTxn<'_>> {
-        self.check_writable()?;
-        let state = self.shared.lock_writer()?;
+        self.engine.check_writable()?;
+        let state = self.engine.shared.lock_writer()?;
         self.begin_write(state)
     }
 
@@ -637,16 +498,16 @@ impl Index {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_write(&self) -> Result<Option<WriteTxn<'_>>> {
-        self.check_writable()?;
-        match self.shared.try_lock_writer()? {
+        self.engine.check_writable()?;
+        match self.engine.shared.try_lock_writer()? {
             Some(state) => self.begin_write(state).map(Some),
             None => Ok(None),
         }
     }
 
     fn begin_write<'a>(&'a self, state: WriterGuard<'a>) -> Result<WriteTxn<'a>> {
-        let txn = store::guarded("write", || Ok(self.database().begin_write()?))?;
-        Ok(WriteTxn::new(self, state, txn))
+        let txn = store::guarded("write", || Ok(self.engine.database().begin_write()?))?;
+        Ok(WriteTxn::new(&self.engine, state, txn))
     }
 
     /// Makes every commit so far durable, now. A no-op under [`Durability::Immediate`] (every
@@ -668,20 +529,9 @@ impl Index {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn checkpoint(&self) -> Result<()> {
-        self.check_writable()?;
-        let mut state = self.shared.lock_writer()?;
-        self.checkpoint_locked(&mut state)
-    }
-
-    /// [`checkpoint`](Index::checkpoint) with the writer lock held.
-    fn checkpoint_locked(&self, state: &mut WriterState) -> Result<()> {
-        if state.since_checkpoint == 0 {
-            return Ok(());
-        }
-        durable_commit(&self.database(), self.options.quick_repair)
-            .inspect_err(|e| self.poison_on_panic(e))?;
-        state.committed(true);
-        Ok(())
+        self.engine.check_writable()?;
+        let mut state = self.engine.shared.lock_writer()?;
+        self.engine.checkpoint_locked(&mut state)
     }
 
     /// Closes the index: stops the background load, makes the last commits durable (under
@@ -705,11 +555,14 @@ impl Index {
         // search or loader runs now) lets go of it, so that it can be closed here, with its
         // error, and not by a drop.
         let closed = Arc::new(Db::closed());
-        let mut snap = (*self.snapshot()).clone();
+        let mut snap = (*self.engine.snapshot()).clone();
         snap.file = Arc::clone(&closed);
-        self.publish(snap);
+        self.engine.publish(snap);
         let db = std::mem::replace(
-            self.db.get_mut().unwrap_or_else(PoisonError::into_inner),
+            self.engine
+                .db
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
             closed,
         );
         let close = match Arc::try_unwrap(db) {
@@ -725,13 +578,13 @@ impl Index {
         self.loader
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
-            .stop(&self.shared.load);
+            .stop(&self.engine.shared.load);
         // An in-memory index ends with the process: there is nothing to make durable.
-        if self.poisoned.load(Ordering::Acquire) || self.is_in_memory() {
+        if self.engine.poisoned.load(Ordering::Acquire) || self.engine.is_in_memory() {
             return Ok(());
         }
-        let mut state = self.shared.lock_writer()?;
-        self.checkpoint_locked(&mut state)
+        let mut state = self.engine.shared.lock_writer()?;
+        self.engine.checkpoint_locked(&mut state)
     }
 
     /// The `k` nearest keys to `query`, nearest first (ties by key), with the default `ef_search`.
@@ -743,144 +596,31 @@ impl Index {
     /// With a filter, `k` hits come back whenever at least `k` keys pass it: when the graph walk
     /// finds fewer, the matching keys are scanned exactly.
     pub fn search_with(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
-        self.options.metric.validate(self.options.dim, query)?;
-        if params.k == 0 {
-            return Ok(Vec::new());
-        }
-        let snap = self.snapshot();
-        let ef = params.ef.unwrap_or(self.options.ef_search).max(params.k);
-        let metric = self.options.metric;
-        let filter_panic = RefCell::new(None);
-        let filter_error = RefCell::new(None);
-        let filter = params.filter.as_ref().map(|f| {
-            let snap = &snap;
-            let filter_panic = &filter_panic;
-            let filter_error = &filter_error;
-            move |id: NodeId| -> bool {
-                let key = match snap.node(id) {
-                    Ok(slot) => slot.key,
-                    Err(e) => {
-                        filter_error.borrow_mut().get_or_insert(e);
-                        return false;
-                    }
-                };
-                match catch_unwind(AssertUnwindSafe(|| f(key))) {
-                    Ok(pass) => pass,
-                    Err(panic) => {
-                        filter_panic.borrow_mut().get_or_insert(panic);
-                        false
-                    }
-                }
-            }
-        });
-        let filter_ref = filter.as_ref().map(|f| f as &dyn Fn(NodeId) -> bool);
-        let result = store::guarded("search", || {
-            let graph = SnapshotGraph::new(&snap, metric);
-            with_scratch(|scratch| {
-                let mut search_query = std::mem::take(&mut scratch.query);
-                let mut found = std::mem::take(&mut scratch.found_ids);
-                metric.search_form_into(query, &mut search_query);
-                let hits =
-                    graph::search(&graph, &search_query, ef, filter_ref, scratch, &mut found)
-                        .and_then(|()| {
-                            if found.len() < params.k && (found.len() as u64) < snap.counters.len {
-                                found = exact_scan(&graph, &snap, &search_query, filter_ref)?;
-                            }
-                            nearest_hits(&snap, &found, params.k)
-                        });
-                scratch.query = search_query;
-                scratch.found_ids = found;
-                hits
-            })
-        });
-        if let Some(panic) = filter_panic.into_inner() {
-            resume_unwind(panic);
-        }
-        if let Some(e) = filter_error.into_inner() {
-            return Err(e);
-        }
-        result
+        read_txn::search(&self.engine.snapshot(), &self.engine.options, query, params)
     }
 
     /// The vector stored under `key`, exactly as inserted.
     pub fn get(&self, key: u64) -> Result<Option<Vec<f32>>> {
-        let snap = self.snapshot();
-        store::guarded("get", || match snap.tables.node_id(key)? {
-            None => Ok(None),
-            Some(id) => snap.tables.vector_with(id, |v| Some(v.to_vec())),
-        })
+        read_txn::get(&self.engine.snapshot(), key)
     }
 
     /// Whether `key` is in the index.
     pub fn contains(&self, key: u64) -> Result<bool> {
-        let snap = self.snapshot();
-        store::guarded("contains", || Ok(snap.tables.node_id(key)?.is_some()))
+        read_txn::contains(&self.engine.snapshot(), key)
     }
 
     /// Every key, ascending.
     pub fn keys(&self) -> Result<Vec<u64>> {
-        let snap = self.snapshot();
-        store::guarded("keys", || {
-            // Grown as keys are read: a count from the file does not size an allocation.
-            let mut keys = Vec::new();
-            snap.tables.scan_keys(|key, _| {
-                keys.push(key);
-                Ok(())
-            })?;
-            Ok(keys)
-        })
-    }
-
-    pub(crate) fn params(&self) -> Params {
-        Params {
-            m: self.options.m,
-            m0: self.options.get_m0(),
-            ef_construction: self.options.ef_construction,
-        }
-    }
-
-    /// The current committed snapshot.
-    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.shared.snapshot()
-    }
-
-    /// Makes `snap` the state every new search sees.
-    pub(crate) fn publish(&self, snap: Snapshot) {
-        self.shared.publish(snap);
-    }
-
-    /// The open file.
-    pub(crate) fn database(&self) -> Arc<Db> {
-        Arc::clone(&self.db.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Refuses writes after the storage engine panicked in one.
-    pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::corrupt(
-                "an earlier write hit a storage-engine failure; reopen the index (and run verify)",
-                "index handle",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Poisons the handle for writes if `error` came from a caught storage-engine panic.
-    pub(crate) fn poison_on_panic(&self, error: &Error) {
-        if let Error::Corrupt { location, .. } = error {
-            if location.ends_with(store::PANIC_MARK) {
-                self.poisoned.store(true, Ordering::Release);
-            }
-        }
+        read_txn::keys(&self.engine.snapshot())
     }
 }
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Index")
-            .field("path", &self.path)
+            .field("path", &self.engine.path)
             .field("len", &self.len())
-            .field("options", &self.options)
+            .field("options", &self.engine.options)
             .finish_non_exhaustive()
     }
 }
@@ -895,74 +635,6 @@ impl Drop for Index {
     }
 }
 
-/// An empty durable commit: makes every earlier non-durable commit durable too.
-fn durable_commit(db: &Db, quick_repair: bool) -> Result<()> {
-    store::guarded("checkpoint", || {
-        let mut txn = db.begin_write()?;
-        txn.set_quick_repair(quick_repair);
-        txn.commit()?;
-        Ok(())
-    })
-}
-
-/// Runs `f` with this thread's scratch (a fresh one if a filter searches from inside a search).
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => f(&mut scratch),
-        Err(_) => f(&mut Scratch::new()),
-    })
-}
-
-/// The `k` nearest of `found` (sorted by distance, then id) as hits, ties by key. Keys are looked
-/// up only for those and for any further node at the `k`-th distance, which may win the tie.
-fn nearest_hits(snap: &Snapshot, found: &[(f32, NodeId)], k: usize) -> Result<Vec<Hit>> {
-    let cut = match found.get(k.saturating_sub(1)) {
-        Some(&(kth, _)) => k + found[k..].iter().take_while(|(d, _)| *d == kth).count(),
-        None => found.len(),
-    };
-    let mut hits = found[..cut]
-        .iter()
-        .map(|&(distance, id)| {
-            Ok(Hit {
-                key: snap.node(id)?.key,
-                distance,
-            })
-        })
-        .collect::<Result<Vec<Hit>>>()?;
-    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.key.cmp(&b.key)));
-    hits.truncate(k);
-    Ok(hits)
-}
-
-/// Every live node passing `filter`, nearest first: the fallback when the graph walk finds too
-/// few (a very selective filter).
-fn exact_scan(
-    graph: &SnapshotGraph<'_>,
-    snap: &Snapshot,
-    query: &[f32],
-    filter: Option<&dyn Fn(NodeId) -> bool>,
-) -> Result<Vec<(f32, NodeId)>> {
-    use crate::graph::GraphRead;
-    let mut found = Vec::new();
-    for id in snap.live_ids()? {
-        if filter.is_none_or(|f| f(id)) {
-            found.push((graph.distance_to(query, id)?, id));
-        }
-    }
-    found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    Ok(found)
-}
-
-/// What loading a snapshot needs of `options`.
-pub(crate) fn shape_of(options: &Options) -> Shape {
-    Shape {
-        metric: options.metric,
-        dim: options.dim,
-        m0: options.get_m0(),
-        budget: options.cache_bytes,
-    }
-}
-
 /// Creates the tables of an empty index with `options` in the new database `db`.
 fn init_empty(db: &Db, options: &Options) -> Result<()> {
     store::guarded("create", || {
@@ -971,79 +643,4 @@ fn init_empty(db: &Db, options: &Options) -> Result<()> {
         txn.commit()?;
         Ok(())
     })
-}
-
-/// The counters of an empty index.
-const EMPTY: Counters = Counters {
-    entry: None,
-    len: 0,
-    next_id: 0,
-    inserts: 0,
-};
-
-/// The header recording `options` and `counters`.
-pub(crate) fn header_of(options: &Options, counters: &Counters) -> Header {
-    Header {
-        dim: options.dim as u32,
-        metric: options.metric.to_byte(),
-        m: options.m as u32,
-        ef_construction: options.ef_construction as u32,
-        ef_search: options.ef_search as u32,
-        seed: options.seed,
-        durability: match options.durability {
-            Durability::Immediate => 0,
-            Durability::Eventual => 1,
-        },
-        quick_repair: options.quick_repair,
-        cache_bytes: options.cache_bytes,
-        has_entry: counters.entry.is_some(),
-        entry_id: counters.entry.map_or(0, |e| e.id),
-        entry_level: counters.entry.map_or(0, |e| e.level),
-        len: counters.len,
-        next_id: counters.next_id,
-        inserts: counters.inserts,
-    }
-}
-
-/// The options and counters in `header`, validated.
-fn unpack_header(header: &Header) -> Result<(Options, Counters)> {
-    let bad = |what: &str| Error::corrupt(what.to_string(), "meta.header");
-    let metric = Metric::from_byte(header.metric).ok_or_else(|| bad("unknown metric"))?;
-    let durability = match header.durability {
-        0 => Durability::Immediate,
-        1 => Durability::Eventual,
-        _ => return Err(bad("unknown durability")),
-    };
-    let options = Options {
-        dim: header.dim as usize,
-        metric,
-        m: header.m as usize,
-        ef_construction: header.ef_construction as usize,
-        ef_search: header.ef_search as usize,
-        seed: header.seed,
-        durability,
-        quick_repair: header.quick_repair,
-        cache_bytes: header.cache_bytes,
-        build_threads: 0,
-    };
-    options
-        .validate()
-        .map_err(|e| Error::corrupt(format!("stored options are invalid: {e}"), "meta.header"))?;
-    let entry = header.has_entry.then_some(EntryPoint {
-        id: header.entry_id,
-        level: header.entry_level,
-    });
-    if entry.is_some_and(|e| e.id >= header.next_id || e.level > graph::MAX_LEVEL) {
-        return Err(bad("entry point out of range"));
-    }
-    if header.len > u64::from(header.next_id) || entry.is_some() != (header.len > 0) {
-        return Err(bad("node count inconsistent"));
-    }
-    let counters = Counters {
-        entry,
-        len: header.len,
-        next_id: header.next_id,
-        inserts: header.inserts,
-    };
-    Ok((options, counters))
 }

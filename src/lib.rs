@@ -11,21 +11,25 @@
 //! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 
-mod build;
-mod cache;
+mod batch;
 mod chunked;
 mod distance;
+mod engine;
 mod error;
 mod export;
 mod files;
 mod graph;
+mod graph_views;
+mod header;
 mod index;
 mod load;
+mod load_progress;
 mod options;
+mod read_txn;
+mod snapshot;
 mod store;
-mod txn;
 mod verify;
-mod view;
+mod write_txn;
 
 pub use error::{Error, Result};
 pub use export::ExportStats;
@@ -34,8 +38,8 @@ pub use options::{
     Durability, Hit, Metric, Options, SearchParams, DEFAULT_CACHE_BYTES,
     EVENTUAL_CHECKPOINT_COMMITS, EVENTUAL_CHECKPOINT_MS,
 };
-pub use txn::WriteTxn;
 pub use verify::{Problem, Stats, VerifyReport};
+pub use write_txn::WriteTxn;
 
 /// Distance kernels for `benches/` and the tests; not part of the API, no stability promise.
 #[cfg(feature = "test-hooks")]

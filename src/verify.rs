@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use crate::cache::{Shape, Snapshot};
 use crate::error::{Error, Result};
 use crate::graph::{self, GraphRead, NodeId, MAX_LEVEL};
+use crate::graph_views::SnapshotGraph;
 use crate::index::Index;
+use crate::snapshot::{Shape, Snapshot};
 use crate::store;
-use crate::view::SnapshotGraph;
 
 /// Sizes and counts of an index, from [`Index::stats`].
 ///
@@ -173,8 +173,8 @@ impl Index {
     /// (`layer0_links_cached`); otherwise each layer-0 list is read from the file, about 1 µs
     /// per node (roughly a second per million vectors).
     pub fn stats(&self) -> Result<Stats> {
-        let snap = self.snapshot();
-        let params = self.params();
+        let snap = self.engine().snapshot();
+        let params = self.engine().params();
         let mut nodes_per_level = Vec::new();
         let mut degree_histogram: Vec<Vec<u64>> = Vec::new();
         let graph = SnapshotGraph::new(&snap, self.options().metric);
@@ -210,7 +210,7 @@ impl Index {
             nodes_per_level,
             degree_histogram,
             free_ids: snap.free.len() as u64,
-            file_bytes: match self.is_in_memory() {
+            file_bytes: match self.engine().is_in_memory() {
                 true => 0,
                 false => std::fs::metadata(self.path())?.len(),
             },
@@ -255,7 +255,7 @@ impl Index {
     /// Returns `Err` only when the file cannot be read (an I/O or storage error).
     pub fn verify_report(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport {
-            nodes: self.snapshot().counters.len,
+            nodes: self.engine().snapshot().counters.len,
             ..VerifyReport::default()
         };
         let found = store::guarded("verify", || {
@@ -272,17 +272,17 @@ impl Index {
     /// Calls `found(what, location)` for every problem in the file; see [`Index::verify_report`].
     fn check_into(&self, found: &mut dyn FnMut(String, String)) -> Result<()> {
         let path = self.path();
-        let file = self.database();
+        let file = self.engine().database();
         let txn = store::begin_read(&file)?;
         let header = store::read_header(&txn, path)?;
         let options = self.options();
-        let counters = self.snapshot().counters;
+        let counters = self.engine().snapshot().counters;
         let problems = std::cell::Cell::new(0usize);
         let mut found = |what: String, location: String| {
             problems.set(problems.get() + 1);
             found(what, location);
         };
-        if header != crate::index::header_of(options, &counters) {
+        if header != crate::header::header_of(options, &counters) {
             found(
                 "the file's header differs from the open index's state".to_string(),
                 "meta.header".to_string(),
@@ -291,7 +291,7 @@ impl Index {
         // A file-only view: layer 0 is read from the file, not the cache.
         let shape = Shape {
             budget: 0,
-            ..crate::index::shape_of(options)
+            ..Shape::of(options)
         };
         // The load checks the counters against the tables (`len` against the node and key
         // rows, `next_id` against the live and free ids): a disagreement stops it as Corrupt.
@@ -384,7 +384,7 @@ impl Index {
             view: SnapshotGraph::new(&snap, options.metric),
             snap: &snap,
         };
-        graph::check_each(&graph, &live, &self.params(), &mut found)
+        graph::check_each(&graph, &live, &self.engine().params(), &mut found)
     }
 }
 

@@ -11,4 +11,5 @@ pub(crate) use file::{
     init_tables, open_database, read_free_ids, read_header, update_free_ids, write_header, Db,
     PANIC_MARK, REDB_MAGIC,
 };
+pub(crate) use schema::{link_key, split_link_key};
 pub(crate) use tables::{ReadTables, Tables, WriteTables};

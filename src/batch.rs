@@ -20,9 +20,9 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::graph::{self, NodeId, Params, Scratch};
+use crate::graph_views::{Work, WorkGraph, WorkView};
 use crate::options::Options;
 use crate::store::WriteTables;
-use crate::view::{Work, WorkGraph, WorkView};
 
 /// Batches with fewer distinct keys than this are inserted serially: the threads would not pay
 /// for themselves.

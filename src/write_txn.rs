@@ -1,12 +1,12 @@
 //! [`WriteTxn`]: several changes, committed all together or not at all.
 
-use crate::build;
+use crate::batch;
+use crate::engine::{Engine, WriterGuard};
 use crate::error::{Error, Result};
 use crate::graph::{self, Scratch};
-use crate::index::{Index, WriterGuard};
+use crate::graph_views::{Work, WorkGraph};
 use crate::options::Durability;
 use crate::store::{self, NodeRecord, WriteTables};
-use crate::view::{Work, WorkGraph};
 
 /// A write transaction: stages inserts and removes, applies them to the graph as they come, and
 /// makes them visible and durable together on [`commit`](WriteTxn::commit). Dropping it without
@@ -28,7 +28,7 @@ use crate::view::{Work, WorkGraph};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct WriteTxn<'a> {
-    index: &'a Index,
+    index: &'a Engine,
     state: WriterGuard<'a>,
     txn: redb::WriteTransaction,
     work: Work,
@@ -48,7 +48,7 @@ impl std::fmt::Debug for WriteTxn<'_> {
 
 impl<'a> WriteTxn<'a> {
     pub(crate) fn new(
-        index: &'a Index,
+        index: &'a Engine,
         state: WriterGuard<'a>,
         txn: redb::WriteTransaction,
     ) -> Self {
@@ -66,7 +66,7 @@ impl<'a> WriteTxn<'a> {
 
     /// Inserts `vector` under `key`, replacing the key's vector if it is present (upsert).
     pub fn insert(&mut self, key: u64, vector: &[f32]) -> Result<()> {
-        let options = self.index.options();
+        let options = &self.index.options;
         options.metric.validate(options.dim, vector)?;
         self.apply(|tx| tx.insert_valid(key, vector))
     }
@@ -81,14 +81,14 @@ impl<'a> WriteTxn<'a> {
         V: AsRef<[f32]>,
     {
         let index = self.index;
-        let options = index.options();
+        let options = &index.options;
         let owned: Vec<(u64, V)> = rows.into_iter().collect();
         let rows: Vec<(u64, &[f32])> = owned.iter().map(|(k, v)| (*k, v.as_ref())).collect();
         for &(_, vector) in &rows {
             options.metric.validate(options.dim, vector)?;
         }
-        let unique = build::last_of_each_key(&rows);
-        if !build::parallel(options, unique.len()) {
+        let unique = batch::last_of_each_key(&rows);
+        if !batch::parallel(options, unique.len()) {
             for &(key, vector) in &rows {
                 self.apply(|tx| tx.insert_valid(key, vector))?;
             }
@@ -97,7 +97,7 @@ impl<'a> WriteTxn<'a> {
         self.apply(|tx| {
             let tables = WriteTables::open(&tx.txn, options.dim)?;
             let params = index.params();
-            build::insert_parallel(
+            batch::insert_parallel(
                 &mut tx.work,
                 &tables,
                 options,
@@ -119,7 +119,7 @@ impl<'a> WriteTxn<'a> {
             return Err(broken_error());
         }
         store::guarded("contains", || {
-            let tables = WriteTables::open(&self.txn, self.index.options().dim)?;
+            let tables = WriteTables::open(&self.txn, self.index.options.dim)?;
             Ok(self.node_of(&tables, key)?.is_some())
         })
     }
@@ -149,7 +149,7 @@ impl<'a> WriteTxn<'a> {
             return Err(broken_error());
         }
         index.check_writable()?;
-        let options = index.options();
+        let options = &index.options;
         // In memory nothing survives the process anyway: commits are made durable only as often
         // as `Eventual` makes them (redb reuses the space a commit frees only after a durable
         // one), and never with quick-repair data (which halved an in-memory insert's cost).
@@ -204,9 +204,9 @@ impl<'a> WriteTxn<'a> {
     }
 
     fn insert_valid(&mut self, key: u64, vector: &[f32]) -> Result<()> {
-        let options = self.index.options();
+        let options = &self.index.options;
         let params = self.index.params();
-        let tables = WriteTables::open(&self.txn, self.index.options().dim)?;
+        let tables = WriteTables::open(&self.txn, self.index.options.dim)?;
         let mut g = WorkGraph {
             work: &mut self.work,
             tables: &tables,
@@ -229,9 +229,9 @@ impl<'a> WriteTxn<'a> {
     }
 
     fn remove_valid(&mut self, key: u64) -> Result<bool> {
-        let options = self.index.options();
+        let options = &self.index.options;
         let params = self.index.params();
-        let tables = WriteTables::open(&self.txn, self.index.options().dim)?;
+        let tables = WriteTables::open(&self.txn, self.index.options.dim)?;
         let Some(id) = self.node_of(&tables, key)? else {
             return Ok(false);
         };
@@ -285,14 +285,16 @@ fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) ->
         dirty.sort_unstable();
         let mut list = Vec::new();
         for key in dirty {
-            let (id, layer) = ((key >> 8) as graph::NodeId, (key & 0xff) as u8);
+            let (id, layer) = store::split_link_key(key);
+            let id = id as graph::NodeId;
             work.list_into(&tables, id, layer, options.metric, &mut list)?;
             tables.put_list(false, id, layer, &list)?;
         }
         let mut reverse: Vec<(&u64, &Vec<graph::NodeId>)> = work.reverse.iter().collect();
         reverse.sort_unstable_by_key(|&(&k, _)| k);
         for (&key, list) in reverse {
-            let (id, layer) = ((key >> 8) as graph::NodeId, (key & 0xff) as u8);
+            let (id, layer) = store::split_link_key(key);
+            let id = id as graph::NodeId;
             tables.put_list(true, id, layer, list)?;
         }
     }
@@ -301,5 +303,5 @@ fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) ->
         .iter()
         .partition(|id| snap.free.contains(id));
     store::update_free_ids(txn, freed, taken)?;
-    store::write_header(txn, &crate::index::header_of(options, &snap.counters))
+    store::write_header(txn, &crate::header::header_of(options, &snap.counters))
 }

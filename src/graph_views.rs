@@ -11,23 +11,18 @@ use std::sync::Arc;
 
 use redb::ReadableTable;
 
-use crate::cache::{file_slot, NodeSlot, Snapshot, UpperNode};
 use crate::error::{Error, Result};
 use crate::graph::{EntryPoint, Frozen, GraphRead, GraphReverse, GraphWrite, NodeId};
 use crate::options::Metric;
-use crate::store::{ReadTables, Tables, WriteTables};
-
-/// Key of a list in the overlays: `id << 8 | layer`, as in the file.
-fn list_key(id: NodeId, layer: u8) -> u64 {
-    (u64::from(id) << 8) | u64::from(layer)
-}
+use crate::snapshot::{file_slot, NodeSlot, Snapshot, UpperNode};
+use crate::store::{link_key, ReadTables, Tables, WriteTables};
 
 /// Data a write transaction changed that the cache does not hold.
 #[derive(Default)]
 pub(crate) struct Overlay {
     /// Node slots added or removed, when the snapshot has no node slots.
     pub nodes: HashMap<NodeId, NodeSlot>,
-    /// Lists on layers ≥ 1 (by `list_key`), when the snapshot has no upper layers.
+    /// Lists on layers ≥ 1 (by `link_key`), when the snapshot has no upper layers.
     pub upper_lists: HashMap<u64, Vec<NodeId>>,
     /// Layer-0 lists, when the snapshot has no layer-0 list cache.
     pub links0: HashMap<NodeId, Vec<NodeId>>,
@@ -78,7 +73,7 @@ where
         if self.snap.upper.is_none() {
             if let Some(list) = self
                 .overlay
-                .and_then(|o| o.upper_lists.get(&list_key(id, layer)))
+                .and_then(|o| o.upper_lists.get(&link_key(id, layer)))
             {
                 out.clear();
                 out.extend_from_slice(list);
@@ -279,7 +274,7 @@ pub(crate) struct Work {
     pub overlay: Overlay,
     /// Every reverse list touched, in full (loaded from the file on first touch).
     pub reverse: HashMap<u64, Vec<NodeId>>,
-    /// Lists changed, as `list_key`s.
+    /// Lists changed, as `link_key`s.
     pub dirty_lists: HashSet<u64>,
     /// Nodes added or removed.
     pub dirty_nodes: BTreeSet<NodeId>,
@@ -366,7 +361,7 @@ impl Work {
                     for layer in 1..=level {
                         self.overlay
                             .upper_lists
-                            .insert(list_key(id, layer), Vec::new());
+                            .insert(link_key(id, layer), Vec::new());
                     }
                 }
             }
@@ -386,7 +381,7 @@ impl Work {
         // Nothing links to a new node yet (a recycled id was unlinked when it was freed), so
         // its reverse lists start empty here instead of being read from the file on first use.
         for layer in 0..=level {
-            self.reverse.entry(list_key(id, layer)).or_default();
+            self.reverse.entry(link_key(id, layer)).or_default();
         }
         self.new_vectors.insert(id, vector.to_vec());
         self.dirty_nodes.insert(id);
@@ -410,7 +405,7 @@ impl Work {
         K: redb::ReadableTable<u64, u64>,
         B: redb::ReadableTable<u64, &'static [u8]>,
     {
-        match self.reverse.get(&list_key(id, layer)) {
+        match self.reverse.get(&link_key(id, layer)) {
             Some(list) => {
                 out.clear();
                 out.extend_from_slice(list);
@@ -481,7 +476,7 @@ impl Work {
             }
             None => {
                 for layer in 1..=old.level {
-                    self.overlay.upper_lists.remove(&list_key(id, layer));
+                    self.overlay.upper_lists.remove(&link_key(id, layer));
                 }
             }
         }
@@ -526,7 +521,7 @@ impl<'a, 't> WorkGraph<'a, 't> {
 
     /// The reverse list of `id` on `layer`, loaded from the file on first touch.
     fn reverse_mut(&mut self, id: NodeId, layer: u8) -> Result<&mut Vec<NodeId>> {
-        let key = list_key(id, layer);
+        let key = link_key(id, layer);
         if !self.work.reverse.contains_key(&key) {
             let mut list = Vec::new();
             self.tables.reverse_into(id, layer, &mut list)?;
@@ -560,7 +555,7 @@ impl GraphWrite for WorkGraph<'_, '_> {
             self.work
                 .overlay
                 .upper_lists
-                .insert(list_key(id, layer), list.to_vec());
+                .insert(link_key(id, layer), list.to_vec());
         } else if layer > 0 {
             let slot = self
                 .work
@@ -596,7 +591,7 @@ impl GraphWrite for WorkGraph<'_, '_> {
                 }
             }
         }
-        self.work.dirty_lists.insert(list_key(id, layer));
+        self.work.dirty_lists.insert(link_key(id, layer));
         Ok(())
     }
 
@@ -704,24 +699,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::create(dir.path().join("w.hnsw"), Options::new(2)).unwrap();
         index.insert(7, &[1.0, 0.0]).unwrap();
-        let txn = index.database().begin_write().unwrap();
+        let txn = index.engine().database().begin_write().unwrap();
         let tables = WriteTables::open(&txn, 2).unwrap();
         let metric = index.options().metric;
         let m0 = index.options().get_m0();
 
-        let mut work = Work::new((*index.snapshot()).clone());
+        let mut work = Work::new((*index.engine().snapshot()).clone());
         work.snap.counters.len = 0;
         let removed = work.delete_node(&tables, 0);
         assert!(matches!(removed, Err(Error::Corrupt { .. })), "{removed:?}");
         assert_eq!(work.snap.counters.len, 0);
 
-        let mut work = Work::new((*index.snapshot()).clone());
+        let mut work = Work::new((*index.engine().snapshot()).clone());
         work.snap.counters.inserts = u64::MAX;
         let added = work.add_node(1, 8, 0, &[0.0, 1.0], metric, m0);
         assert!(matches!(added, Err(Error::Corrupt { .. })), "{added:?}");
         assert_eq!(work.snap.counters.len, 1);
 
-        let mut work = Work::new((*index.snapshot()).clone());
+        let mut work = Work::new((*index.engine().snapshot()).clone());
         work.snap.counters.len = u64::MAX;
         let added = work.add_node(1, 8, 0, &[0.0, 1.0], metric, m0);
         assert!(matches!(added, Err(Error::Corrupt { .. })), "{added:?}");
@@ -732,7 +727,7 @@ mod tests {
     fn the_last_node_id_is_handed_out_once_then_the_index_is_full() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::create(dir.path().join("f.hnsw"), Options::new(2)).unwrap();
-        let mut work = Work::new((*index.snapshot()).clone());
+        let mut work = Work::new((*index.engine().snapshot()).clone());
         work.snap.counters.next_id = u32::MAX - 2;
         assert_eq!(work.allocate_id().unwrap(), u32::MAX - 2);
         assert!(matches!(

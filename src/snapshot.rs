@@ -33,7 +33,7 @@ use redb::ReadableTable;
 use crate::chunked::Chunked;
 use crate::error::{Error, Result};
 use crate::graph::{EntryPoint, NodeId, MAX_LEVEL};
-use crate::store::{Db, ReadTables, Tables};
+use crate::store::{split_link_key, Db, ReadTables, Tables};
 
 /// What the cache knows of every node id below `next_id`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -195,6 +195,16 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
+    /// The shape of an index with `options`.
+    pub(crate) fn of(options: &crate::options::Options) -> Shape {
+        Shape {
+            metric: options.metric,
+            dim: options.dim,
+            m0: options.get_m0(),
+            budget: options.cache_bytes,
+        }
+    }
+
     /// Bytes of the layer-0 vectors of `next_id` ids.
     pub(crate) fn vector_bytes(&self, next_id: u32) -> u64 {
         u64::from(next_id) * self.dim as u64 * 4
@@ -216,8 +226,8 @@ pub(crate) enum Part {
     Links0(Chunked<u32>),
 }
 
-/// What commits changed since a part was loaded: nodes added or removed, and lists as
-/// `id << 8 | layer`.
+/// What commits changed since a part was loaded: nodes added or removed, and lists by
+/// [`link_key`](crate::store::link_key).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Changes {
     pub nodes: BTreeSet<NodeId>,
@@ -443,8 +453,9 @@ impl Snapshot {
                     changes
                         .lists
                         .iter()
-                        .filter(|&&key| key & 0xff != 0)
-                        .map(|&key| (key >> 8) as NodeId),
+                        .map(|&key| split_link_key(key))
+                        .filter(|&(_, layer)| layer != 0)
+                        .map(|(id, _)| id as NodeId),
                 );
                 for id in ids {
                     let slot = file_slot(&tables, id, next_id)?;
@@ -486,8 +497,9 @@ impl Snapshot {
                     changes
                         .lists
                         .iter()
-                        .filter(|&&key| key & 0xff == 0)
-                        .map(|&key| (key >> 8) as NodeId),
+                        .map(|&key| split_link_key(key))
+                        .filter(|&(_, layer)| layer == 0)
+                        .map(|(id, _)| id as NodeId),
                 );
                 let mut list = Vec::new();
                 for id in ids {

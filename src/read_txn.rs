@@ -1,0 +1,154 @@
+//! Reads at one committed state: the search core every search runs, and [`ReadTxn`], which
+//! pairs a snapshot with a redb read transaction of the same commit.
+
+use std::cell::RefCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use crate::error::Result;
+use crate::graph::{self, NodeId, Scratch};
+use crate::graph_views::SnapshotGraph;
+use crate::options::{Hit, Options, SearchParams};
+use crate::snapshot::Snapshot;
+use crate::store;
+
+thread_local! {
+    /// Per-thread search state, reused by every search on this thread.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+}
+
+/// The nearest keys to `query` in `snap` as `params` says (see `Index::search_with`).
+pub(crate) fn search(
+    snap: &Snapshot,
+    options: &Options,
+    query: &[f32],
+    params: &SearchParams,
+) -> Result<Vec<Hit>> {
+    options.metric.validate(options.dim, query)?;
+    if params.k == 0 {
+        return Ok(Vec::new());
+    }
+    let ef = params.ef.unwrap_or(options.ef_search).max(params.k);
+    let metric = options.metric;
+    let filter_panic = RefCell::new(None);
+    let filter_error = RefCell::new(None);
+    let filter = params.filter.as_ref().map(|f| {
+        let filter_panic = &filter_panic;
+        let filter_error = &filter_error;
+        move |id: NodeId| -> bool {
+            let key = match snap.node(id) {
+                Ok(slot) => slot.key,
+                Err(e) => {
+                    filter_error.borrow_mut().get_or_insert(e);
+                    return false;
+                }
+            };
+            match catch_unwind(AssertUnwindSafe(|| f(key))) {
+                Ok(pass) => pass,
+                Err(panic) => {
+                    filter_panic.borrow_mut().get_or_insert(panic);
+                    false
+                }
+            }
+        }
+    });
+    let filter_ref = filter.as_ref().map(|f| f as &dyn Fn(NodeId) -> bool);
+    let result = store::guarded("search", || {
+        let graph = SnapshotGraph::new(snap, metric);
+        with_scratch(|scratch| {
+            let mut search_query = std::mem::take(&mut scratch.query);
+            let mut found = std::mem::take(&mut scratch.found_ids);
+            metric.search_form_into(query, &mut search_query);
+            let hits = graph::search(&graph, &search_query, ef, filter_ref, scratch, &mut found)
+                .and_then(|()| {
+                    if found.len() < params.k && (found.len() as u64) < snap.counters.len {
+                        found = exact_scan(&graph, snap, &search_query, filter_ref)?;
+                    }
+                    nearest_hits(snap, &found, params.k)
+                });
+            scratch.query = search_query;
+            scratch.found_ids = found;
+            hits
+        })
+    });
+    if let Some(panic) = filter_panic.into_inner() {
+        resume_unwind(panic);
+    }
+    if let Some(e) = filter_error.into_inner() {
+        return Err(e);
+    }
+    result
+}
+
+/// The vector stored under `key`, exactly as inserted.
+pub(crate) fn get(snap: &Snapshot, key: u64) -> Result<Option<Vec<f32>>> {
+    store::guarded("get", || match snap.tables.node_id(key)? {
+        None => Ok(None),
+        Some(id) => snap.tables.vector_with(id, |v| Some(v.to_vec())),
+    })
+}
+
+/// Whether `key` is in `snap`.
+pub(crate) fn contains(snap: &Snapshot, key: u64) -> Result<bool> {
+    store::guarded("contains", || Ok(snap.tables.node_id(key)?.is_some()))
+}
+
+/// Every key of `snap`, ascending.
+pub(crate) fn keys(snap: &Snapshot) -> Result<Vec<u64>> {
+    store::guarded("keys", || {
+        // Grown as keys are read: a count from the file does not size an allocation.
+        let mut keys = Vec::new();
+        snap.tables.scan_keys(|key, _| {
+            keys.push(key);
+            Ok(())
+        })?;
+        Ok(keys)
+    })
+}
+
+/// Runs `f` with this thread's scratch (a fresh one if a filter searches from inside a search).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::new()),
+    })
+}
+
+/// The `k` nearest of `found` (sorted by distance, then id) as hits, ties by key. Keys are looked
+/// up only for those and for any further node at the `k`-th distance, which may win the tie.
+fn nearest_hits(snap: &Snapshot, found: &[(f32, NodeId)], k: usize) -> Result<Vec<Hit>> {
+    let cut = match found.get(k.saturating_sub(1)) {
+        Some(&(kth, _)) => k + found[k..].iter().take_while(|(d, _)| *d == kth).count(),
+        None => found.len(),
+    };
+    let mut hits = found[..cut]
+        .iter()
+        .map(|&(distance, id)| {
+            Ok(Hit {
+                key: snap.node(id)?.key,
+                distance,
+            })
+        })
+        .collect::<Result<Vec<Hit>>>()?;
+    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.key.cmp(&b.key)));
+    hits.truncate(k);
+    Ok(hits)
+}
+
+/// Every live node passing `filter`, nearest first: the fallback when the graph walk finds too
+/// few (a very selective filter).
+fn exact_scan(
+    graph: &SnapshotGraph<'_>,
+    snap: &Snapshot,
+    query: &[f32],
+    filter: Option<&dyn Fn(NodeId) -> bool>,
+) -> Result<Vec<(f32, NodeId)>> {
+    use crate::graph::GraphRead;
+    let mut found = Vec::new();
+    for id in snap.live_ids()? {
+        if filter.is_none_or(|f| f(id)) {
+            found.push((graph.distance_to(query, id)?, id));
+        }
+    }
+    found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    Ok(found)
+}
