@@ -6,12 +6,12 @@
 //! [`WriteTxn`]: crate::WriteTxn
 //! [`ReadTxn`]: crate::ReadTxn
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::claims::{self, NameClaim, WriterClaim};
+use crate::error::{Error, Location, Result};
 use crate::graph::Params;
 use crate::load_progress::Progress;
 use crate::options::Options;
@@ -20,8 +20,11 @@ use crate::store::{self, Db};
 
 /// One open index: everything a handle and its transactions share.
 pub(crate) struct Engine {
-    /// The index file; empty for an index in memory.
-    pub path: PathBuf,
+    /// For an index in an app's database: its name, held for this handle alone. First, so
+    /// that it is let go before the database.
+    pub name_claim: Option<NameClaim>,
+    /// Where the index lives.
+    pub location: Location,
     /// The open database; `compact` moves the index to a new one. Every snapshot holds the
     /// database it reads, so a search that started before finishes on the old file.
     pub db: RwLock<Arc<Db>>,
@@ -77,7 +80,14 @@ impl Engine {
 
     /// Whether the index lives in memory only.
     pub(crate) fn is_in_memory(&self) -> bool {
-        self.path.as_os_str().is_empty()
+        self.location == Location::Memory
+    }
+
+    /// Begins the redb write transaction of a write (the caller holds the writer lock), with
+    /// the claim that makes a second one on this thread [`Error::WriteInProgress`] instead of
+    /// a wait for itself.
+    pub(crate) fn begin_write(&self) -> Result<(redb::WriteTransaction, WriterClaim)> {
+        claims::begin_write(&self.database())
     }
 
     /// [`Index::checkpoint`](crate::Index::checkpoint) with the writer lock held.
@@ -85,8 +95,8 @@ impl Engine {
         if state.since_checkpoint == 0 {
             return Ok(());
         }
-        durable_commit(&self.database(), self.options.quick_repair)
-            .inspect_err(|e| self.poison_on_panic(e))?;
+        let (txn, _claim) = self.begin_write()?;
+        durable_commit(txn, self.options.quick_repair).inspect_err(|e| self.poison_on_panic(e))?;
         state.committed(true);
         Ok(())
     }
@@ -102,6 +112,10 @@ pub(crate) struct Shared {
     /// transaction and the file's lock, after the `Index` is dropped (a reopen fails); an epoch
     /// scheme (crossbeam-epoch) needs `unsafe` and delays the drop the same way.
     current: RwLock<Arc<Snapshot>>,
+    /// Held by a writer from its redb commit until its snapshot is published, and by
+    /// [`Index::read`](crate::Index::read) while it takes a redb read transaction and the
+    /// snapshot: so the two show the same commit.
+    pub publishing: Mutex<()>,
     pub writer: Mutex<WriterState>,
     /// The [`thread_tag`] of the thread holding `writer` through [`Shared::lock_writer`], else 0.
     writer_thread: AtomicU64,
@@ -109,7 +123,7 @@ pub(crate) struct Shared {
 }
 
 /// A number for the calling thread, unique in the process and never 0.
-fn thread_tag() -> u64 {
+pub(crate) fn thread_tag() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
         static TAG: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -149,6 +163,7 @@ impl Shared {
     pub(crate) fn new(snap: Arc<Snapshot>, changes: Option<Changes>, load: Progress) -> Shared {
         Shared {
             current: RwLock::new(snap),
+            publishing: Mutex::new(()),
             writer: Mutex::new(WriterState {
                 since_checkpoint: 0,
                 last_checkpoint: Instant::now(),
@@ -237,9 +252,8 @@ impl WriterState {
 }
 
 /// An empty durable commit: makes every earlier non-durable commit durable too.
-fn durable_commit(db: &Db, quick_repair: bool) -> Result<()> {
+fn durable_commit(mut txn: redb::WriteTransaction, quick_repair: bool) -> Result<()> {
     store::guarded("checkpoint", || {
-        let mut txn = db.begin_write()?;
         txn.set_quick_repair(quick_repair);
         txn.commit()?;
         Ok(())

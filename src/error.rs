@@ -29,33 +29,55 @@ pub enum Error {
         /// Which setting is wrong and what it must be.
         reason: String,
     },
-    /// `Index::create` was given a path that already exists.
-    #[error("{path} already exists; use Index::open or Index::open_or_create, or remove the file")]
+    /// `Index::create` (or `create_in`) was given a path (or name) that already exists.
+    #[error("{index} already exists; open it (Index::open, Index::open_in or open_or_create), or remove it first")]
     AlreadyExists {
-        /// The path that exists.
-        path: PathBuf,
+        /// The index that exists.
+        index: Location,
     },
-    /// `Index::open` was given a path that does not exist.
-    #[error("{path} does not exist; use Index::create or Index::open_or_create")]
+    /// `Index::open` (or `open_in`) was given a path (or name) where there is no index.
+    #[error(
+        "{index} does not exist; create it (Index::create, Index::create_in or open_or_create)"
+    )]
     NotFound {
-        /// The missing path.
-        path: PathBuf,
+        /// The missing index.
+        index: Location,
     },
-    /// The file exists but is not an hnswdb index (another file, an empty file, or another redb
-    /// database). It has not been changed.
-    #[error("{path} is not an hnswdb index ({detail}); the file was left unchanged")]
+    /// The file (or the named tables) exist but are not an hnswdb index (another file, an empty
+    /// file, or another redb database). Nothing has been changed.
+    #[error("{index} is not an hnswdb index ({detail}); it was left unchanged")]
     NotAnIndex {
-        /// The file.
-        path: PathBuf,
+        /// Where the index was looked for.
+        index: Location,
         /// What showed it is not ours.
         detail: String,
     },
-    /// The file is open already, in another [`Index`](crate::Index) of this process or in
-    /// another process: one file has one writer at a time.
-    #[error("{path} is open in another Index or process; close that first (one writer per file)")]
+    /// The index is open already: a file in another [`Index`](crate::Index) of this process or
+    /// in another process, a named index in another handle of this process (one writer per
+    /// index); or [`delete_index`](crate::delete_index) was asked to delete an open index.
+    #[error(
+        "{index} is open in another Index or process; close that first (one handle per index)"
+    )]
     InUse {
-        /// The file.
-        path: PathBuf,
+        /// The index.
+        index: Location,
+    },
+    /// An index name for an app's database that cannot be used.
+    #[error("invalid index name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The operation cannot work on an index inside an app's database; the message says what to
+    /// do instead.
+    #[error("{operation} is not available for an index inside an app's database: {instead}")]
+    NotInSharedDatabase {
+        /// What was asked.
+        operation: &'static str,
+        /// What to do instead.
+        instead: &'static str,
     },
     /// The index was written in a format version this build cannot read.
     #[error("index format version {found} is not supported (this build reads version {supported}); use a matching hnswdb release")]
@@ -66,7 +88,7 @@ pub enum Error {
         supported: u32,
     },
     /// `Index::open_or_create` found an index with other settings than the ones asked for.
-    #[error("the index at this path has {setting} = {stored}, but {requested} was requested; open it with Index::open to use its own settings")]
+    #[error("the stored index has {setting} = {stored}, but {requested} was requested; open it with Index::open (or open_in) to use its own settings")]
     OptionsMismatch {
         /// Which setting differs.
         setting: &'static str,
@@ -100,6 +122,10 @@ pub enum Error {
     /// a compaction or `close` from the same thread would wait for itself forever.
     #[error("this thread already holds a write transaction of this index; commit or drop it first (use that WriteTxn for further changes)")]
     WriteInProgress,
+    /// [`WriteTxn::on`](crate::WriteTxn::on) was given an index the transaction was not
+    /// started on.
+    #[error("this index is not part of the write transaction; start it with Index::write_with listing every index it changes")]
+    NotInTransaction,
     /// The index holds as many vectors as node ids can number.
     #[error("the index is full: it holds at most {capacity} vectors; remove some, or split the data over several indexes")]
     Full {
@@ -125,6 +151,29 @@ pub enum Error {
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Where an index lives, as errors name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Location {
+    /// An index file of its own.
+    File(PathBuf),
+    /// An index in memory ([`Index::in_memory`](crate::Index::in_memory)).
+    Memory,
+    /// The index of this name inside an app's redb database
+    /// ([`Index::open_in`](crate::Index::open_in)).
+    Named(String),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::Memory => write!(f, "the in-memory index"),
+            Location::Named(name) => write!(f, "the index {name:?} in the app's database"),
+        }
+    }
 }
 
 /// `Result` with [`Error`] as its error.

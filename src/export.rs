@@ -44,12 +44,15 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use std::sync::Arc;
+
+use crate::claims;
+use crate::error::{Error, Location, Result};
 use crate::files;
 use crate::graph::NodeId;
-use crate::index::Index;
+use crate::index::{claim_name, Index};
 use crate::options::{Metric, Options};
-use crate::store;
+use crate::store::{self, Db, TableNames};
 
 /// First bytes of an export stream.
 const MAGIC: [u8; 8] = *b"hnswexp\0";
@@ -191,7 +194,7 @@ impl Index {
         let path = path.as_ref();
         if path.exists() {
             return Err(Error::AlreadyExists {
-                path: path.to_owned(),
+                index: Location::File(path.to_owned()),
             });
         }
         let mut input = Stream {
@@ -208,6 +211,80 @@ impl Index {
         files::place_new(temp, path)?;
         Index::open(path)
     }
+}
+
+/// Importing into an app's database.
+impl Index {
+    /// Builds the index `name` inside the app's redb database `db` from an export stream, as
+    /// [`import`](Index::import) builds a file: the index appears whole or not at all. It is
+    /// built under staging tables (`hnswdb/<name>~import/...`), committed every few megabytes
+    /// of rows, and renamed into place in one commit at the end; a crash or an error leaves no
+    /// index `name` (the next import of that name removes what a crash left).
+    /// [`Error::AlreadyExists`] if there is an index of that name.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hnswdb::{redb, Index, Metric, Options};
+    /// # let dir = tempfile::tempdir()?;
+    /// let source = Index::in_memory(Options::new(2).metric(Metric::L2))?;
+    /// source.insert_batch([(1, [1.0, 0.0]), (2, [0.0, 1.0])])?;
+    /// let mut stream = Vec::new();
+    /// source.export(&mut stream)?;
+    ///
+    /// let db = Arc::new(redb::Database::create(dir.path().join("app.redb"))?);
+    /// let index = Index::import_in(db, "copy", stream.as_slice())?;
+    /// assert_eq!(index.keys()?, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import_in(db: Arc<redb::Database>, name: &str, reader: impl Read) -> Result<Index> {
+        let claim = claim_name(&db, name)?;
+        let names = TableNames::named(name);
+        let staging = TableNames::staging(name);
+        let location = Location::Named(name.to_owned());
+        let exists = store::guarded("import", || {
+            store::index_exists(&store::begin_read(&db)?, &names)
+        })?;
+        if exists {
+            return Err(Error::AlreadyExists { index: location });
+        }
+        drop_staging(&db, &staging)?;
+        let mut input = Stream {
+            inner: BufReader::with_capacity(BUFFER, reader),
+            crc: crc32fast::Hasher::new(),
+            offset: 0,
+        };
+        let built = input.header().and_then(|(options, rows)| {
+            let index = Index::create_over(
+                location.clone(),
+                Db::shared(Arc::clone(&db), staging.clone()),
+                options,
+            )?;
+            fill(&index, &mut input, rows)?;
+            index.close()
+        });
+        if let Err(e) = built {
+            let _ = drop_staging(&db, &staging);
+            return Err(e);
+        }
+        let (txn, _writer) = claims::begin_write(&db)?;
+        store::guarded("import", || {
+            store::rename_tables(&txn, &staging, &names)?;
+            txn.commit()?;
+            Ok(())
+        })?;
+        Index::open_imported(db, name, claim)
+    }
+}
+
+/// Deletes the staging tables an import left behind, if any.
+fn drop_staging(db: &redb::Database, staging: &TableNames) -> Result<()> {
+    let (txn, _writer) = claims::begin_write(db)?;
+    store::guarded("import", || {
+        if store::delete_tables(&txn, staging)? {
+            txn.commit()?;
+        }
+        Ok(())
+    })
 }
 
 /// Reads the rows and the trailer of `input` into `index`, committing every

@@ -69,7 +69,7 @@ pub(crate) fn place_new(temp: NamedTempFile, path: &Path) -> Result<()> {
     temp.persist_noclobber(path)
         .map_err(|e| match e.error.kind() {
             ErrorKind::AlreadyExists => Error::AlreadyExists {
-                path: path.to_owned(),
+                index: crate::Location::File(path.to_owned()),
             },
             _ => Error::Io(e.error),
         })?;

@@ -699,8 +699,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::create(dir.path().join("w.hnsw"), Options::new(2)).unwrap();
         index.insert(7, &[1.0, 0.0]).unwrap();
-        let txn = index.engine().database().begin_write().unwrap();
-        let tables = WriteTables::open(&txn, 2).unwrap();
+        let db = index.engine().database();
+        let txn = db.begin_write().unwrap();
+        let tables = WriteTables::open(&txn, db.names(), 2).unwrap();
         let metric = index.options().metric;
         let m0 = index.options().get_m0();
 

@@ -4,17 +4,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::engine::{Engine, Shared, WriterGuard, WriterState};
-use crate::error::{Error, Result};
+use crate::claims::{self, NameClaim};
+use crate::engine::{Engine, Shared, WriterState};
+use crate::error::{Error, Location, Result};
 use crate::files::{self, Purpose};
 use crate::header::{header_of, unpack_header, EMPTY};
 use crate::load::{self, Loader};
 use crate::load_progress::Progress;
 use crate::options::{Hit, Options, SearchParams};
-use crate::read_txn;
+use crate::read_txn::{self, ReadTxn};
 use crate::snapshot::{Changes, Counters, Shape, Snapshot};
-use crate::store::{self, Db};
-use crate::write_txn::WriteTxn;
+use crate::store::{self, Db, ReadTables, TableNames};
 
 /// A persistent HNSW index stored in one file.
 ///
@@ -61,12 +61,12 @@ impl Index {
         options.validate()?;
         if path.exists() {
             return Err(Error::AlreadyExists {
-                path: path.to_owned(),
+                index: Location::File(path.to_owned()),
             });
         }
         let (db, temp) = Index::build_empty(path, &options, Purpose::Create)?;
         files::place_new(temp, path)?;
-        Index::start(path, db, options, EMPTY, None, false)
+        Index::start(Location::File(path.to_owned()), db, options, EMPTY, None)
     }
 
     /// A new index in a temporary file beside `path` (for `import`): the index, and the file to
@@ -77,7 +77,13 @@ impl Index {
     ) -> Result<(Index, tempfile::NamedTempFile)> {
         options.validate()?;
         let (db, temp) = Index::build_empty(path, &options, Purpose::Import)?;
-        let index = Index::start(temp.path(), db, options, EMPTY, None, false)?;
+        let index = Index::start(
+            Location::File(temp.path().to_owned()),
+            db,
+            options,
+            EMPTY,
+            None,
+        )?;
         Ok((index, temp))
     }
 
@@ -99,7 +105,7 @@ impl Index {
         options.validate()?;
         let db = store::create_in_memory()?;
         init_empty(&db, &options)?;
-        Index::start(Path::new(""), db, options, EMPTY, None, false)
+        Index::start(Location::Memory, db, options, EMPTY, None)
     }
 
     /// An empty index file with `options`, under a temporary name beside `path`.
@@ -183,8 +189,13 @@ impl Index {
         if check_storage {
             store::check_storage(&mut db)?;
         }
+        Index::open_over(Location::File(path.to_owned()), db, load)
+    }
+
+    /// Opens the index whose tables `db` names, found at `location`.
+    fn open_over(location: Location, db: Db, load: Load) -> Result<Index> {
         let header = store::guarded("open", || {
-            store::read_header(&store::begin_read(&db)?, path)
+            store::read_header(&store::begin_read(&db)?, db.names(), &location)
         })?;
         let (options, counters) = unpack_header(&header)?;
         let (budget, paused) = match load {
@@ -193,7 +204,7 @@ impl Index {
             Load::Paused(budget) => (budget, true),
         };
         let budget = budget.unwrap_or(options.cache_bytes);
-        Index::start(path, db, options, counters, Some(budget), paused)
+        Index::start(location, db, options, counters, Some((budget, paused)))
     }
 
     /// Opens the index at `path`, or creates it with `options` if there is no file. An existing
@@ -206,9 +217,14 @@ impl Index {
         if !path.exists() {
             return Index::create(path, options);
         }
-        let mut index =
-            Index::open_inner(path, false, Load::Background(Some(options.cache_bytes)))?;
-        let stored = &index.engine.options;
+        let index = Index::open_inner(path, false, Load::Background(Some(options.cache_bytes)))?;
+        index.adopt(options)
+    }
+
+    /// This index, opened by `open_or_create` (or `open_or_create_in`) with `options`: the
+    /// structural ones must match the stored ones; the others replace them.
+    fn adopt(mut self, options: Options) -> Result<Index> {
+        let stored = &self.engine.options;
         let mismatch = |setting, stored: String, requested: String| {
             Err(Error::OptionsMismatch {
                 setting,
@@ -242,27 +258,133 @@ impl Index {
         // `build_threads` belongs to this process, not the file: a change of it alone writes
         // nothing.
         let mut stored_part = options.clone();
-        stored_part.build_threads = index.engine.options.build_threads;
-        let changed = stored_part != index.engine.options;
-        index.engine.options = options;
+        stored_part.build_threads = self.engine.options.build_threads;
+        let changed = stored_part != self.engine.options;
+        self.engine.options = options;
         if changed {
             // The commit stores the new settings and fits the cache to the new budget under the
             // writer lock, so a background install cannot land between the two and be lost.
-            index.write()?.commit()?;
+            self.write()?.commit()?;
         }
-        Ok(index)
+        Ok(self)
     }
 
-    /// The index over `db`: loaded at once (a new, empty file) when `background` is `None`,
+    /// Creates the index `name` inside the app's redb database `db`, beside the app's own
+    /// tables. Its tables are named `hnswdb/<name>/...`; hnswdb touches no other table. The
+    /// name is 1 to 64 ASCII letters, digits, `_`, `-` or `.` ([`Error::InvalidName`]
+    /// otherwise); an index of that name already there is [`Error::AlreadyExists`], a handle
+    /// of it open in this process [`Error::InUse`].
+    ///
+    /// The app keeps using `db` for its own tables: [`WriteTxn::redb`](crate::WriteTxn::redb)
+    /// writes its rows in the index's transaction, [`Index::read`] reads them at the index's
+    /// commit, and [`Index::write_with`] commits several indexes of `db` at once. Do not call
+    /// an index write on a thread that holds a redb write transaction of its own on `db`:
+    /// redb would make it wait for that one (use `WriteTxn::redb` instead).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hnswdb::{redb, Index, Metric, Options};
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = Arc::new(redb::Database::create(dir.path().join("app.redb"))?);
+    /// let index = Index::create_in(Arc::clone(&db), "photos", Options::new(2).metric(Metric::L2))?;
+    /// index.insert(1, &[0.5, 0.5])?;
+    /// drop(index);
+    /// assert_eq!(hnswdb::index_names(&db)?, ["photos"]);
+    /// assert_eq!(Index::open_in(db, "photos")?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_in(db: Arc<redb::Database>, name: &str, options: Options) -> Result<Index> {
+        options.validate()?;
+        let claim = claim_name(&db, name)?;
+        let db = Db::shared(db, TableNames::named(name));
+        let location = Location::Named(name.to_owned());
+        if store::guarded("create", || {
+            store::index_exists(&store::begin_read(&db)?, db.names())
+        })? {
+            return Err(Error::AlreadyExists { index: location });
+        }
+        Index::create_over(location, db, options).map(|index| index.holding(claim))
+    }
+
+    /// A new, empty index with `options` in the tables `db` names.
+    pub(crate) fn create_over(location: Location, db: Db, options: Options) -> Result<Index> {
+        init_empty(&db, &options)?;
+        Index::start(location, db, options, EMPTY, None)
+    }
+
+    /// Opens the index `name` inside the app's redb database `db`, with the options stored in
+    /// it: [`Error::NotFound`] if there is none, [`Error::InUse`] if a handle of it is open in
+    /// this process. Like [`open`](Index::open), the open reads the header only; the cache
+    /// loads in the background.
+    pub fn open_in(db: Arc<redb::Database>, name: &str) -> Result<Index> {
+        Index::open_named(db, name, Load::Background(None))
+    }
+
+    fn open_named(db: Arc<redb::Database>, name: &str, load: Load) -> Result<Index> {
+        let claim = claim_name(&db, name)?;
+        Index::open_claimed(db, name, claim, load)
+    }
+
+    /// [`open_in`](Index::open_in) with the name claimed already.
+    fn open_claimed(
+        db: Arc<redb::Database>,
+        name: &str,
+        claim: NameClaim,
+        load: Load,
+    ) -> Result<Index> {
+        let db = Db::shared(db, TableNames::named(name));
+        let location = Location::Named(name.to_owned());
+        if !store::guarded("open", || {
+            store::index_exists(&store::begin_read(&db)?, db.names())
+        })? {
+            return Err(Error::NotFound { index: location });
+        }
+        Index::open_over(location, db, load).map(|index| index.holding(claim))
+    }
+
+    /// Opens the index `name` inside `db`, or creates it with `options` if there is none; an
+    /// existing one is treated as [`open_or_create`](Index::open_or_create) treats a file.
+    pub fn open_or_create_in(
+        db: Arc<redb::Database>,
+        name: &str,
+        options: Options,
+    ) -> Result<Index> {
+        options.validate()?;
+        match Index::open_named(
+            Arc::clone(&db),
+            name,
+            Load::Background(Some(options.cache_bytes)),
+        ) {
+            Ok(index) => index.adopt(options),
+            Err(Error::NotFound { .. }) => Index::create_in(db, name, options),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`open_in`](Index::open_in) with the name claimed already (by an import that built it).
+    pub(crate) fn open_imported(
+        db: Arc<redb::Database>,
+        name: &str,
+        claim: NameClaim,
+    ) -> Result<Index> {
+        Index::open_claimed(db, name, claim, Load::Background(None))
+    }
+
+    /// This handle, holding `claim` on its name until it is dropped.
+    fn holding(mut self, claim: NameClaim) -> Index {
+        self.engine.name_claim = Some(claim);
+        self
+    }
+
+    /// The index over `db`: loaded at once (a new, empty index) when `background` is `None`,
     /// else with no cached part and a loader thread started with that layer-0 budget (held
-    /// back until `resume_load` if `paused`).
+    /// back until `resume_load` if paused).
     fn start(
-        path: &Path,
+        location: Location,
         db: Db,
         options: Options,
         counters: Counters,
-        background: Option<u64>,
-        paused: bool,
+        background: Option<(u64, bool)>,
     ) -> Result<Index> {
         let shape = Shape::of(&options);
         let db = Arc::new(db);
@@ -281,7 +403,7 @@ impl Index {
         ));
         let loader = match background {
             None => None,
-            Some(budget) => {
+            Some((budget, paused)) => {
                 shared.load.budget.store(budget, Ordering::Release);
                 if paused {
                     shared.load.pause();
@@ -291,7 +413,8 @@ impl Index {
         };
         Ok(Index {
             engine: Engine {
-                path: path.to_owned(),
+                name_claim: None,
+                location,
                 db: RwLock::new(db),
                 options,
                 shared,
@@ -379,23 +502,35 @@ impl Index {
 
     /// [`compact`](Index::compact) with the writer lock held and no loader running.
     fn compact_locked(&self, state: &mut WriterState) -> Result<()> {
+        let path = match &self.engine.location {
+            Location::File(path) => Some(path),
+            Location::Memory => None,
+            Location::Named(_) => {
+                return Err(Error::NotInSharedDatabase {
+                    operation: "compact",
+                    instead: "redb gives the space of removed rows back to the app's database \
+                        for reuse; to shrink the file, close every index and transaction and call \
+                        redb's Database::compact",
+                })
+            }
+        };
         let counters = self.engine.snapshot().counters;
         let shape = Shape::of(&self.engine.options);
-        let (fresh, temp) = if self.engine.is_in_memory() {
-            (store::create_in_memory()?, None)
-        } else {
-            let (db, temp) =
-                Index::build_empty(&self.engine.path, &self.engine.options, Purpose::Compact)?;
-            (db, Some(temp))
+        let (fresh, temp) = match path {
+            None => (store::create_in_memory()?, None),
+            Some(path) => {
+                let (db, temp) = Index::build_empty(path, &self.engine.options, Purpose::Compact)?;
+                (db, Some(temp))
+            }
         };
         let fresh = Arc::new(fresh);
         let snap = store::guarded("compact", || {
             store::copy_all(&self.engine.database(), &fresh)?;
             Snapshot::load(&fresh, &store::begin_read(&fresh)?, counters, &shape)
         })?;
-        if let Some(temp) = temp {
+        if let (Some(temp), Some(path)) = (temp, path) {
             // The open handle follows the file through the rename.
-            files::replace(temp, &self.engine.path)?;
+            files::replace(temp, path)?;
         }
         // The copy was one durable commit: nothing is left to checkpoint.
         state.committed(true);
@@ -424,9 +559,27 @@ impl Index {
         self.engine.options.dim
     }
 
-    /// The path of the index file; empty for an [`in_memory`](Index::in_memory) index.
+    /// The path of the index file; empty for an [`in_memory`](Index::in_memory) index and an
+    /// index inside an app's database.
     pub fn path(&self) -> &Path {
-        &self.engine.path
+        match &self.engine.location {
+            Location::File(path) => path,
+            _ => Path::new(""),
+        }
+    }
+
+    /// The index's name inside an app's database ([`open_in`](Index::open_in)); `None` for an
+    /// index file or an index in memory.
+    pub fn name(&self) -> Option<&str> {
+        match &self.engine.location {
+            Location::Named(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Where the index lives.
+    pub fn location(&self) -> &Location {
+        &self.engine.location
     }
 
     /// Number of vectors in the index.
@@ -471,43 +624,6 @@ impl Index {
             tx.commit()?;
         }
         Ok(existed)
-    }
-
-    /// Starts a write transaction, waiting for the current one (if any) to end. On a thread
-    /// that already holds a [`WriteTxn`] of this index it would wait for itself:
-    /// [`Error::WriteInProgress`] instead (and likewise from `insert`, `insert_batch`,
-    /// `remove`, `checkpoint`, `compact` and `wait_loaded`).
-    pub fn write(&self) -> Result<WriteTxn<'_>> {
-        self.engine.check_writable()?;
-        let state = self.engine.shared.lock_writer()?;
-        self.begin_write(state)
-    }
-
-    /// Starts a write transaction if none is open; `None` when another thread holds one.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir()?;
-    /// use hnswdb::{Error, Index, Metric, Options};
-    /// let index = Index::create(dir.path().join("t.hnsw"), Options::new(2).metric(Metric::L2))?;
-    /// let mut tx = index.try_write()?.expect("no other writer");
-    /// tx.insert(1, &[0.0, 1.0])?;
-    /// // The same thread asking again would wait for itself:
-    /// assert!(matches!(index.try_write(), Err(Error::WriteInProgress)));
-    /// assert!(matches!(index.insert(2, &[1.0, 0.0]), Err(Error::WriteInProgress)));
-    /// tx.commit()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn try_write(&self) -> Result<Option<WriteTxn<'_>>> {
-        self.engine.check_writable()?;
-        match self.engine.shared.try_lock_writer()? {
-            Some(state) => self.begin_write(state).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn begin_write<'a>(&'a self, state: WriterGuard<'a>) -> Result<WriteTxn<'a>> {
-        let txn = store::guarded("write", || Ok(self.engine.database().begin_write()?))?;
-        Ok(WriteTxn::new(&self.engine, state, txn))
     }
 
     /// Makes every commit so far durable, now. A no-op under [`Durability::Immediate`] (every
@@ -613,12 +729,47 @@ impl Index {
     pub fn keys(&self) -> Result<Vec<u64>> {
         read_txn::keys(&self.engine.snapshot())
     }
+
+    /// A read at the current commit: searches and gets through it see one committed state,
+    /// and [`ReadTxn::redb`] reads the app's own tables at the same commit (inside an app's
+    /// database, a hit's row is always there). Searches through `Index` need no `ReadTxn`;
+    /// take one to read the index and the app's tables together. It waits only for a commit
+    /// being published this moment.
+    ///
+    /// A `ReadTxn` holds its commit's pages in the file, as any redb read transaction does:
+    /// keep it for a request, not for the life of the app.
+    pub fn read(&self) -> Result<ReadTxn> {
+        let engine = &self.engine;
+        let _publishing = engine
+            .shared
+            .publishing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let db = engine.database();
+        let txn = store::guarded("read", || store::begin_read(&db))?;
+        let mut snap = engine.snapshot();
+        // In an app's database, the app's commits go on between the index's: the published
+        // snapshot's read transaction would keep the pages they free from reuse until the next
+        // index commit. Following the app's commit here lets them go (skipped while a writer or
+        // the background load holds the writer lock: they publish a fresh snapshot soon).
+        if db.is_shared() {
+            if let Ok(Some(_writer)) = engine.shared.try_lock_writer() {
+                let mut fresh = (*snap).clone();
+                fresh.tables = store::guarded("read", || {
+                    ReadTables::open(&txn, db.names(), engine.options.dim).map(Arc::new)
+                })?;
+                engine.publish(fresh);
+                snap = engine.snapshot();
+            }
+        }
+        Ok(ReadTxn::new(snap, engine.options.clone(), txn))
+    }
 }
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Index")
-            .field("path", &self.engine.path)
+            .field("location", &self.engine.location)
             .field("len", &self.len())
             .field("options", &self.engine.options)
             .finish_non_exhaustive()
@@ -635,12 +786,54 @@ impl Drop for Index {
     }
 }
 
-/// Creates the tables of an empty index with `options` in the new database `db`.
+/// Creates the tables of an empty index with `options` in `db`.
 fn init_empty(db: &Db, options: &Options) -> Result<()> {
+    let (txn, _writer) = claims::begin_write(db)?;
     store::guarded("create", || {
-        let txn = db.begin_write()?;
-        store::init_tables(&txn, &header_of(options, &EMPTY))?;
+        store::init_tables(&txn, db.names(), &header_of(options, &EMPTY))?;
         txn.commit()?;
         Ok(())
+    })
+}
+
+/// Claims the index `name` of `db` for one handle, after checking the name.
+pub(crate) fn claim_name(db: &redb::Database, name: &str) -> Result<NameClaim> {
+    store::check_name(name).map_err(|reason| Error::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })?;
+    NameClaim::take(db, name)
+}
+
+/// The names of the indexes inside the app's redb database `db`, ascending. Only tables named
+/// `hnswdb/<name>/meta` count; nothing else is read.
+///
+/// ```
+/// use std::sync::Arc;
+/// use hnswdb::{redb, Index, Options};
+/// # let dir = tempfile::tempdir()?;
+/// let db = Arc::new(redb::Database::create(dir.path().join("app.redb"))?);
+/// drop(Index::create_in(Arc::clone(&db), "b", Options::new(4))?);
+/// drop(Index::create_in(Arc::clone(&db), "a", Options::new(4))?);
+/// assert_eq!(hnswdb::index_names(&db)?, ["a", "b"]);
+/// assert!(hnswdb::delete_index(&db, "a")?);
+/// assert!(!hnswdb::delete_index(&db, "a")?);
+/// assert_eq!(hnswdb::index_names(&db)?, ["b"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn index_names(db: &redb::Database) -> Result<Vec<String>> {
+    store::guarded("index names", || store::index_names(db))
+}
+
+/// Deletes the index `name` from the app's redb database `db`, in one durable commit: every
+/// table of that index and nothing else. Returns whether there was one. Refused with
+/// [`Error::InUse`] while a handle of it is open in this process.
+pub fn delete_index(db: &redb::Database, name: &str) -> Result<bool> {
+    let _claim = claim_name(db, name)?;
+    let (txn, _writer) = claims::begin_write(db)?;
+    store::guarded("delete index", || {
+        let existed = store::delete_tables(&txn, &TableNames::named(name))?;
+        txn.commit()?;
+        Ok(existed)
     })
 }

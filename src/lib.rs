@@ -13,6 +13,7 @@
 
 mod batch;
 mod chunked;
+mod claims;
 mod distance;
 mod engine;
 mod error;
@@ -31,15 +32,19 @@ mod store;
 mod verify;
 mod write_txn;
 
-pub use error::{Error, Result};
+pub use error::{Error, Location, Result};
 pub use export::ExportStats;
-pub use index::Index;
+pub use index::{delete_index, index_names, Index};
 pub use options::{
     Durability, Hit, Metric, Options, SearchParams, DEFAULT_CACHE_BYTES,
     EVENTUAL_CHECKPOINT_COMMITS, EVENTUAL_CHECKPOINT_MS,
 };
+pub use read_txn::ReadTxn;
+/// The redb this crate is built on: name it as `hnswdb::redb` so that the app's database and
+/// hnswdb's are of one version.
+pub use redb;
 pub use verify::{Problem, Stats, VerifyReport};
-pub use write_txn::WriteTxn;
+pub use write_txn::{IndexWrite, WriteTxn};
 
 /// Distance kernels for `benches/` and the tests; not part of the API, no stability promise.
 #[cfg(feature = "test-hooks")]

@@ -306,26 +306,32 @@ impl Options {
     }
 }
 
-/// A filter on user keys: a search returns only keys for which it returns `true`.
-pub(crate) type KeyFilter = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+/// A filter on user keys: a search returns only keys for which it returns `true`. It may
+/// borrow for `'f`.
+pub(crate) type KeyFilter<'f> = Arc<dyn Fn(u64) -> bool + Send + Sync + 'f>;
 
-/// Parameters of one search: `k`, and optionally `ef` and a key filter.
+/// Parameters of one search: `k`, and optionally `ef` and a key filter. The filter may borrow
+/// (a local set, the app's tables through [`ReadTxn::redb`](crate::ReadTxn::redb)) for `'f`.
 ///
 /// ```
+/// use std::collections::HashSet;
 /// use hnswdb::SearchParams;
 /// let params = SearchParams::new(10).ef(128).filter(|key| key % 2 == 0);
 /// assert_eq!(params.get_k(), 10);
+/// let allowed: HashSet<u64> = [1, 2, 3].into();
+/// let params = SearchParams::new(2).filter(|key| allowed.contains(&key));
+/// # drop(params);
 /// ```
 #[derive(Clone)]
-pub struct SearchParams {
+pub struct SearchParams<'f> {
     pub(crate) k: usize,
     pub(crate) ef: Option<usize>,
-    pub(crate) filter: Option<KeyFilter>,
+    pub(crate) filter: Option<KeyFilter<'f>>,
 }
 
-impl SearchParams {
+impl<'f> SearchParams<'f> {
     /// Search for the `k` nearest keys, with the index's default `ef_search`.
-    pub fn new(k: usize) -> SearchParams {
+    pub fn new(k: usize) -> SearchParams<'f> {
         SearchParams {
             k,
             ef: None,
@@ -334,16 +340,16 @@ impl SearchParams {
     }
 
     /// Size of the candidate list (raised to `k` when smaller): larger is more accurate, slower.
-    pub fn ef(mut self, ef: usize) -> SearchParams {
+    pub fn ef(mut self, ef: usize) -> SearchParams<'f> {
         self.ef = Some(ef);
         self
     }
 
     /// Return only keys for which `filter` returns `true`. When at least `k` keys match, `k` hits
     /// come back, however rare the matches are.
-    pub fn filter<F>(mut self, filter: F) -> SearchParams
+    pub fn filter<F>(mut self, filter: F) -> SearchParams<'f>
     where
-        F: Fn(u64) -> bool + Send + Sync + 'static,
+        F: Fn(u64) -> bool + Send + Sync + 'f,
     {
         self.filter = Some(Arc::new(filter));
         self
@@ -355,7 +361,7 @@ impl SearchParams {
     }
 }
 
-impl fmt::Debug for SearchParams {
+impl fmt::Debug for SearchParams<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SearchParams")
             .field("k", &self.k)

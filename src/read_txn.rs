@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::{self, NodeId, Scratch};
@@ -14,6 +15,95 @@ use crate::store;
 thread_local! {
     /// Per-thread search state, reused by every search on this thread.
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+}
+
+/// A read at one commit of an index, from [`Index::read`](crate::Index::read): searches and
+/// gets through it all see that commit, and so do the app's own reads through
+/// [`redb`](ReadTxn::redb): inside an app's database, a row written with a vector is there for
+/// every hit. Owned (no borrow of the index), `Send` and `Sync`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use hnswdb::redb::{self, ReadableDatabase, ReadableTable, TableDefinition};
+/// use hnswdb::{Index, Metric, Options, SearchParams};
+/// const PUBLIC: TableDefinition<u64, bool> = TableDefinition::new("public");
+///
+/// # let dir = tempfile::tempdir()?;
+/// let db = Arc::new(redb::Database::create(dir.path().join("app.redb"))?);
+/// let index = Index::create_in(Arc::clone(&db), "docs", Options::new(2).metric(Metric::L2))?;
+/// let mut tx = index.write()?;
+/// {
+///     let mut public = tx.redb().open_table(PUBLIC)?;
+///     public.insert(1, true)?;
+///     public.insert(2, false)?;
+/// }
+/// tx.insert_batch([(1, [0.0, 1.0]), (2, [0.0, 0.9])])?;
+/// tx.commit()?;
+///
+/// let read = index.read()?;
+/// let public = read.redb().open_table(PUBLIC)?;
+/// // A filter that reads the app's table, at the same commit as the search.
+/// let params = SearchParams::new(1).filter(|key| {
+///     public.get(key).ok().flatten().is_some_and(|row| row.value())
+/// });
+/// assert_eq!(read.search_with(&[0.0, 0.9], &params)?[0].key, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ReadTxn {
+    snap: Arc<Snapshot>,
+    options: Options,
+    txn: redb::ReadTransaction,
+}
+
+impl ReadTxn {
+    /// A read of `snap`, which shows the index as `txn` does.
+    pub(crate) fn new(snap: Arc<Snapshot>, options: Options, txn: redb::ReadTransaction) -> Self {
+        ReadTxn { snap, options, txn }
+    }
+
+    /// The `k` nearest keys to `query`, as [`Index::search`](crate::Index::search).
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.search_with(query, &SearchParams::new(k))
+    }
+
+    /// The nearest keys to `query` as `params` says, as
+    /// [`Index::search_with`](crate::Index::search_with).
+    pub fn search_with(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        search(&self.snap, &self.options, query, params)
+    }
+
+    /// The vector stored under `key`, exactly as inserted.
+    pub fn get(&self, key: u64) -> Result<Option<Vec<f32>>> {
+        get(&self.snap, key)
+    }
+
+    /// Whether `key` is in the index.
+    pub fn contains(&self, key: u64) -> Result<bool> {
+        contains(&self.snap, key)
+    }
+
+    /// Number of vectors in the index.
+    pub fn len(&self) -> usize {
+        self.snap.counters.len as usize
+    }
+
+    /// Whether the index holds no vectors.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The redb read transaction at the same commit: open the app's tables in it.
+    pub fn redb(&self) -> &redb::ReadTransaction {
+        &self.txn
+    }
+}
+
+impl std::fmt::Debug for ReadTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTxn")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The nearest keys to `query` in `snap` as `params` says (see `Index::search_with`).

@@ -298,8 +298,8 @@ impl Snapshot {
         counters: Counters,
         dim: usize,
     ) -> Result<Snapshot> {
-        let tables = ReadTables::open(txn, dim)?;
-        let free = crate::store::read_free_ids(txn)?
+        let tables = ReadTables::open(txn, file.names(), dim)?;
+        let free = crate::store::read_free_ids(txn, file.names())?
             .into_iter()
             .map(|id| in_range(id, counters.next_id, "free_ids"))
             .collect::<Result<BTreeSet<_>>>()?;

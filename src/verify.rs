@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 use crate::graph::{self, GraphRead, NodeId, MAX_LEVEL};
 use crate::graph_views::SnapshotGraph;
 use crate::index::Index;
@@ -38,7 +38,9 @@ pub struct Stats {
     pub degree_histogram: Vec<Vec<u64>>,
     /// Node ids freed by removals and not yet reused.
     pub free_ids: u64,
-    /// Size of the index file in bytes; 0 for an [`in_memory`](crate::Index::in_memory) index.
+    /// Size of the index file in bytes; 0 for an [`in_memory`](crate::Index::in_memory) index;
+    /// for an index inside an app's database, the bytes its tables take in the file (their
+    /// rows, B-tree pages and fragmentation, as redb counts them).
     pub file_bytes: u64,
     /// Bytes of memory held by the cache (upper layers, node table, layer-0 cache).
     pub cache_bytes: u64,
@@ -210,9 +212,13 @@ impl Index {
             nodes_per_level,
             degree_histogram,
             free_ids: snap.free.len() as u64,
-            file_bytes: match self.engine().is_in_memory() {
-                true => 0,
-                false => std::fs::metadata(self.path())?.len(),
+            file_bytes: match self.location() {
+                Location::Memory => 0,
+                Location::File(path) => std::fs::metadata(path)?.len(),
+                Location::Named(_) => store::guarded("stats", || {
+                    let file = self.engine().database();
+                    store::table_bytes(&store::begin_read(&file)?, file.names())
+                })?,
             },
             cache_bytes: snap.bytes(),
             layer0_vectors_cached: snap.vectors.is_some() && vectors_in_cache == snap.counters.len,
@@ -271,10 +277,9 @@ impl Index {
 
     /// Calls `found(what, location)` for every problem in the file; see [`Index::verify_report`].
     fn check_into(&self, found: &mut dyn FnMut(String, String)) -> Result<()> {
-        let path = self.path();
         let file = self.engine().database();
         let txn = store::begin_read(&file)?;
-        let header = store::read_header(&txn, path)?;
+        let header = store::read_header(&txn, file.names(), self.location())?;
         let options = self.options();
         let counters = self.engine().snapshot().counters;
         let problems = std::cell::Cell::new(0usize);

@@ -1,12 +1,96 @@
-//! [`WriteTxn`]: several changes, committed all together or not at all.
+//! [`WriteTxn`]: several changes, to one index or several of one database, committed all
+//! together or not at all; [`IndexWrite`]: the changes to one index of several.
+
+use std::sync::{Arc, PoisonError};
 
 use crate::batch;
+use crate::claims::WriterClaim;
 use crate::engine::{Engine, WriterGuard};
 use crate::error::{Error, Result};
 use crate::graph::{self, Scratch};
 use crate::graph_views::{Work, WorkGraph};
+use crate::index::Index;
 use crate::options::Durability;
-use crate::store::{self, NodeRecord, WriteTables};
+use crate::store::{self, Db, NodeRecord, ReadTables, TableNames, WriteTables};
+
+/// Starting write transactions.
+impl Index {
+    /// Starts a write transaction, waiting for the current one (if any) to end. On a thread
+    /// that already holds a [`WriteTxn`] of this index (or, inside an app's database, of any
+    /// index of that database) it would wait for itself: [`Error::WriteInProgress`] instead
+    /// (and likewise from `insert`, `insert_batch`, `remove`, `checkpoint`, `compact` and
+    /// `wait_loaded`).
+    pub fn write(&self) -> Result<WriteTxn<'_>> {
+        self.write_with(&[])
+    }
+
+    /// Starts one write transaction over this index and `others`, indexes of the same app
+    /// database ([`Index::open_in`]): [`WriteTxn::on`] reaches each of them,
+    /// [`WriteTxn::redb`] the app's own tables, and [`WriteTxn::commit`] commits it all in
+    /// one redb commit. Waits for each index's current writer, taking their locks in one
+    /// global order, so two such transactions over overlapping indexes never wait for each
+    /// other in a circle. Indexes of different databases, or one index listed twice, are
+    /// [`Error::InvalidOptions`].
+    ///
+    /// See [`IndexWrite`] for an example.
+    pub fn write_with<'a>(&'a self, others: &[&'a Index]) -> Result<WriteTxn<'a>> {
+        let mut engines: Vec<&Engine> = Vec::with_capacity(1 + others.len());
+        engines.push(self.engine());
+        for other in others {
+            let engine = other.engine();
+            if engines.iter().any(|e| std::ptr::eq(*e, engine)) {
+                return Err(Error::InvalidOptions {
+                    reason: "an index is listed twice in one write transaction".into(),
+                });
+            }
+            if !Arc::ptr_eq(engine.database().arc(), self.engine().database().arc()) {
+                return Err(Error::InvalidOptions {
+                    reason: "indexes of different databases cannot share a write transaction"
+                        .into(),
+                });
+            }
+            engines.push(engine);
+        }
+        for engine in &engines {
+            engine.check_writable()?;
+        }
+        let mut order: Vec<usize> = (0..engines.len()).collect();
+        order.sort_by_key(|&i| engines[i] as *const Engine as usize);
+        let mut guards: Vec<Option<WriterGuard<'a>>> = engines.iter().map(|_| None).collect();
+        for i in order {
+            guards[i] = Some(engines[i].shared.lock_writer()?);
+        }
+        let locked = engines
+            .into_iter()
+            .zip(guards)
+            .map(|(engine, guard)| (engine, guard.expect("every writer lock was taken")))
+            .collect();
+        WriteTxn::begin(locked)
+    }
+
+    /// Starts a write transaction if none is open; `None` when another thread holds one.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use hnswdb::{Error, Index, Metric, Options};
+    /// let index = Index::create(dir.path().join("t.hnsw"), Options::new(2).metric(Metric::L2))?;
+    /// let mut tx = index.try_write()?.expect("no other writer");
+    /// tx.insert(1, &[0.0, 1.0])?;
+    /// // The same thread asking again would wait for itself:
+    /// assert!(matches!(index.try_write(), Err(Error::WriteInProgress)));
+    /// assert!(matches!(index.insert(2, &[1.0, 0.0]), Err(Error::WriteInProgress)));
+    /// tx.commit()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_write(&self) -> Result<Option<WriteTxn<'_>>> {
+        let engine = self.engine();
+        engine.check_writable()?;
+        match engine.shared.try_lock_writer()? {
+            Some(state) => WriteTxn::begin(vec![(engine, state)]).map(Some),
+            None => Ok(None),
+        }
+    }
+}
 
 /// A write transaction: stages inserts and removes, applies them to the graph as they come, and
 /// makes them visible and durable together on [`commit`](WriteTxn::commit). Dropping it without
@@ -28,18 +112,29 @@ use crate::store::{self, NodeRecord, WriteTables};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct WriteTxn<'a> {
-    index: &'a Engine,
-    state: WriterGuard<'a>,
     txn: redb::WriteTransaction,
-    work: Work,
+    /// One part per index in the transaction; the first is the index it was started on.
+    parts: Vec<Part<'a>>,
     scratch: Scratch,
     /// An operation failed part-way: the working state may be inconsistent, so commit refuses.
     broken: bool,
+    /// Released after `txn` ends (fields drop in order).
+    _writer: WriterClaim,
+}
+
+/// One index's share of a [`WriteTxn`]: its writer lock and what the transaction changed.
+struct Part<'a> {
+    engine: &'a Engine,
+    state: WriterGuard<'a>,
+    /// The index's database, fixed while the writer lock is held.
+    db: Arc<Db>,
+    work: Work,
 }
 
 impl std::fmt::Debug for WriteTxn<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteTxn")
+            .field("indexes", &self.parts.len())
             .field("len", &self.len())
             .field("broken", &self.broken)
             .finish_non_exhaustive()
@@ -47,28 +142,32 @@ impl std::fmt::Debug for WriteTxn<'_> {
 }
 
 impl<'a> WriteTxn<'a> {
-    pub(crate) fn new(
-        index: &'a Engine,
-        state: WriterGuard<'a>,
-        txn: redb::WriteTransaction,
-    ) -> Self {
-        // Taken under the writer lock: no commit can land between this and our own.
-        let snap = (*index.snapshot()).clone();
-        WriteTxn {
-            index,
-            state,
+    /// Begins the transaction over `locked` (each index with its writer lock held), all in
+    /// one database.
+    pub(crate) fn begin(locked: Vec<(&'a Engine, WriterGuard<'a>)>) -> Result<Self> {
+        let (txn, writer) = locked[0].0.begin_write()?;
+        let parts = locked
+            .into_iter()
+            .map(|(engine, state)| Part {
+                engine,
+                // Taken under the writer lock: no commit can land between this and our own.
+                work: Work::new((*engine.snapshot()).clone()),
+                db: engine.database(),
+                state,
+            })
+            .collect();
+        Ok(WriteTxn {
             txn,
-            work: Work::new(snap),
+            parts,
             scratch: Scratch::new(),
             broken: false,
-        }
+            _writer: writer,
+        })
     }
 
     /// Inserts `vector` under `key`, replacing the key's vector if it is present (upsert).
     pub fn insert(&mut self, key: u64, vector: &[f32]) -> Result<()> {
-        let options = &self.index.options;
-        options.metric.validate(options.dim, vector)?;
-        self.apply(|tx| tx.insert_valid(key, vector))
+        self.insert_in(0, key, vector)
     }
 
     /// Inserts (upserts) every `(key, vector)` of `rows`; a key repeated in `rows` ends up with
@@ -80,8 +179,174 @@ impl<'a> WriteTxn<'a> {
         I: IntoIterator<Item = (u64, V)>,
         V: AsRef<[f32]>,
     {
-        let index = self.index;
-        let options = &index.options;
+        self.insert_batch_in(0, rows)
+    }
+
+    /// Removes `key`; returns whether it was present. Every list that pointed at it is repaired.
+    pub fn remove(&mut self, key: u64) -> Result<bool> {
+        self.apply(0, |tx| tx.remove_valid(0, key))
+    }
+
+    /// Whether `key` is present, as this transaction sees it.
+    pub fn contains(&self, key: u64) -> Result<bool> {
+        self.contains_in(0, key)
+    }
+
+    /// Number of vectors, as this transaction sees it.
+    pub fn len(&self) -> usize {
+        self.len_in(0)
+    }
+
+    /// Whether the index is empty, as this transaction sees it.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The redb write transaction underneath: open your own tables in it, and
+    /// [`commit`](WriteTxn::commit) commits your rows with the index changes, atomically;
+    /// dropping the `WriteTxn` aborts both. Leave tables whose names start with `hnswdb` alone:
+    /// they are the indexes'.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hnswdb::redb::{self, ReadableDatabase, TableDefinition};
+    /// use hnswdb::{Index, Metric, Options};
+    /// const NOTES: TableDefinition<u64, &str> = TableDefinition::new("notes");
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = Arc::new(redb::Database::create(dir.path().join("app.redb"))?);
+    /// let index = Index::create_in(Arc::clone(&db), "notes", Options::new(2).metric(Metric::L2))?;
+    /// let mut tx = index.write()?;
+    /// tx.redb().open_table(NOTES)?.insert(7, "buy milk")?;
+    /// tx.insert(7, &[0.5, 0.5])?;
+    /// tx.commit()?; // the note and its vector, together
+    /// let read = index.read()?;
+    /// let hit = read.search(&[0.5, 0.4], 1)?[0].key;
+    /// assert_eq!(read.redb().open_table(NOTES)?.get(hit)?.unwrap().value(), "buy milk");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn redb(&self) -> &redb::WriteTransaction {
+        &self.txn
+    }
+
+    /// The changes to `index`, one of the indexes this transaction was started on (see
+    /// [`Index::write_with`]); [`Error::NotInTransaction`] for another one.
+    pub fn on<'t>(&'t mut self, index: &Index) -> Result<IndexWrite<'t, 'a>> {
+        let part = self
+            .parts
+            .iter()
+            .position(|p| std::ptr::eq(p.engine, index.engine()))
+            .ok_or(Error::NotInTransaction)?;
+        Ok(IndexWrite { tx: self, part })
+    }
+
+    /// Makes every change of this transaction (to every index in it, and the app's rows
+    /// written through [`redb`](WriteTxn::redb)) durable and visible, all at once. The commit
+    /// is durable when any index in it asks for that (see [`Durability`]).
+    pub fn commit(self) -> Result<()> {
+        let WriteTxn {
+            mut txn,
+            parts,
+            broken,
+            _writer,
+            ..
+        } = self;
+        if broken {
+            return Err(broken_error());
+        }
+        let (mut heads, works): (Vec<_>, Vec<_>) = parts
+            .into_iter()
+            .map(|p| ((p.engine, p.state, p.db), p.work))
+            .unzip();
+        for (engine, _, _) in &heads {
+            engine.check_writable()?;
+        }
+        // In memory nothing survives the process anyway: commits are made durable only as often
+        // as `Eventual` makes them (redb reuses the space a commit frees only after a durable
+        // one), and never with quick-repair data (which halved an in-memory insert's cost).
+        let in_memory = heads[0].0.is_in_memory();
+        let durable = heads.iter().any(|(engine, state, _)| {
+            (engine.options.durability == Durability::Immediate && !in_memory)
+                || state.checkpoint_due()
+        });
+        let quick_repair =
+            durable && !in_memory && heads.iter().any(|(e, _, _)| e.options.quick_repair);
+        // A background load installs what it read at an earlier commit: it re-reads these.
+        for ((_, state, _), work) in heads.iter_mut().zip(&works) {
+            if let Some(changes) = &mut state.changes {
+                changes.nodes.extend(&work.dirty_nodes);
+                changes.lists.extend(&work.dirty_lists);
+            }
+        }
+        let committed = store::guarded("commit", || {
+            for ((engine, _, db), work) in heads.iter().zip(&works) {
+                flush(&txn, db.names(), work, &engine.options)?;
+            }
+            txn.set_durability(if durable {
+                redb::Durability::Immediate
+            } else {
+                redb::Durability::None
+            })?;
+            txn.set_quick_repair(quick_repair);
+            let publishing: Vec<_> = heads
+                .iter()
+                .map(|(engine, _, _)| {
+                    engine
+                        .shared
+                        .publishing
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                })
+                .collect();
+            txn.commit()?;
+            let read = store::begin_read(&heads[0].2)?;
+            let mut snaps = Vec::with_capacity(works.len());
+            for ((engine, _, db), work) in heads.iter().zip(works) {
+                let mut snap = work.snap;
+                snap.tables = Arc::new(ReadTables::open(&read, db.names(), engine.options.dim)?);
+                snap.file = Arc::clone(db);
+                snap.fit_budget(engine.options.cache_bytes);
+                snaps.push(snap);
+            }
+            Ok((snaps, publishing))
+        });
+        let (snaps, _publishing) = committed.inspect_err(|e| {
+            for (engine, _, _) in &heads {
+                engine.poison_on_panic(e);
+            }
+        })?;
+        for ((engine, state, _), snap) in heads.iter_mut().zip(snaps) {
+            state.committed(durable);
+            engine.publish(snap);
+        }
+        Ok(())
+    }
+
+    fn apply<T>(&mut self, part: usize, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.broken {
+            return Err(broken_error());
+        }
+        let result = store::guarded("write", || op(self));
+        if let Err(e) = &result {
+            self.broken = true;
+            self.parts[part].engine.poison_on_panic(e);
+        }
+        result
+    }
+
+    fn insert_in(&mut self, part: usize, key: u64, vector: &[f32]) -> Result<()> {
+        let options = &self.parts[part].engine.options;
+        options.metric.validate(options.dim, vector)?;
+        self.apply(part, |tx| tx.insert_valid(part, key, vector))
+    }
+
+    fn insert_batch_in<I, V>(&mut self, part: usize, rows: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (u64, V)>,
+        V: AsRef<[f32]>,
+    {
+        let engine = self.parts[part].engine;
+        let options = &engine.options;
         let owned: Vec<(u64, V)> = rows.into_iter().collect();
         let rows: Vec<(u64, &[f32])> = owned.iter().map(|(k, v)| (*k, v.as_ref())).collect();
         for &(_, vector) in &rows {
@@ -90,133 +355,55 @@ impl<'a> WriteTxn<'a> {
         let unique = batch::last_of_each_key(&rows);
         if !batch::parallel(options, unique.len()) {
             for &(key, vector) in &rows {
-                self.apply(|tx| tx.insert_valid(key, vector))?;
+                self.apply(part, |tx| tx.insert_valid(part, key, vector))?;
             }
             return Ok(());
         }
-        self.apply(|tx| {
-            let tables = WriteTables::open(&tx.txn, options.dim)?;
-            let params = index.params();
+        self.apply(part, |tx| {
+            let Part { db, work, .. } = &mut tx.parts[part];
+            let tables = WriteTables::open(&tx.txn, db.names(), options.dim)?;
             batch::insert_parallel(
-                &mut tx.work,
+                work,
                 &tables,
                 options,
-                &params,
+                &engine.params(),
                 &mut tx.scratch,
                 &unique,
             )
         })
     }
 
-    /// Removes `key`; returns whether it was present. Every list that pointed at it is repaired.
-    pub fn remove(&mut self, key: u64) -> Result<bool> {
-        self.apply(|tx| tx.remove_valid(key))
-    }
-
-    /// Whether `key` is present, as this transaction sees it.
-    pub fn contains(&self, key: u64) -> Result<bool> {
+    fn contains_in(&self, part: usize, key: u64) -> Result<bool> {
         if self.broken {
             return Err(broken_error());
         }
+        let Part {
+            engine, db, work, ..
+        } = &self.parts[part];
         store::guarded("contains", || {
-            let tables = WriteTables::open(&self.txn, self.index.options.dim)?;
-            Ok(self.node_of(&tables, key)?.is_some())
+            let tables = WriteTables::open(&self.txn, db.names(), engine.options.dim)?;
+            Ok(node_of(work, &tables, key)?.is_some())
         })
     }
 
-    /// Number of vectors, as this transaction sees it.
-    pub fn len(&self) -> usize {
-        self.work.snap.counters.len as usize
+    fn len_in(&self, part: usize) -> usize {
+        self.parts[part].work.snap.counters.len as usize
     }
 
-    /// Whether the index is empty, as this transaction sees it.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Makes every change of this transaction durable (as the index's [`Durability`] says) and
-    /// visible to searches, all at once.
-    pub fn commit(self) -> Result<()> {
-        let WriteTxn {
-            index,
-            mut state,
-            mut txn,
-            work,
-            broken,
-            ..
-        } = self;
-        if broken {
-            return Err(broken_error());
-        }
-        index.check_writable()?;
-        let options = &index.options;
-        // In memory nothing survives the process anyway: commits are made durable only as often
-        // as `Eventual` makes them (redb reuses the space a commit frees only after a durable
-        // one), and never with quick-repair data (which halved an in-memory insert's cost).
-        let in_memory = index.is_in_memory();
-        let immediate = options.durability == Durability::Immediate && !in_memory;
-        let durable = immediate || state.checkpoint_due();
-        // A background load installs what it read at an earlier commit: it re-reads these.
-        if let Some(changes) = &mut state.changes {
-            changes.nodes.extend(&work.dirty_nodes);
-            changes.lists.extend(&work.dirty_lists);
-        }
-        let snap = store::guarded("commit", || {
-            flush(&txn, &work, options)?;
-            txn.set_durability(if durable {
-                redb::Durability::Immediate
-            } else {
-                redb::Durability::None
-            })?;
-            txn.set_quick_repair(durable && options.quick_repair && !in_memory);
-            txn.commit()?;
-            let mut snap = work.snap;
-            let file = index.database();
-            let read = store::begin_read(&file)?;
-            snap.tables = std::sync::Arc::new(store::ReadTables::open(&read, options.dim)?);
-            snap.file = file;
-            snap.fit_budget(options.cache_bytes);
-            Ok(snap)
-        })
-        .inspect_err(|e| index.poison_on_panic(e))?;
-        state.committed(durable);
-        index.publish(snap);
-        Ok(())
-    }
-
-    fn apply<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        if self.broken {
-            return Err(broken_error());
-        }
-        let result = store::guarded("write", || op(self));
-        if let Err(e) = &result {
-            self.broken = true;
-            self.index.poison_on_panic(e);
-        }
-        result
-    }
-
-    fn node_of(&self, tables: &WriteTables<'_>, key: u64) -> Result<Option<graph::NodeId>> {
-        match self.work.keys.get(&key) {
-            Some(id) => Ok(*id),
-            None => tables.node_id(key),
-        }
-    }
-
-    fn insert_valid(&mut self, key: u64, vector: &[f32]) -> Result<()> {
-        let options = &self.index.options;
-        let params = self.index.params();
-        let tables = WriteTables::open(&self.txn, self.index.options.dim)?;
+    fn insert_valid(&mut self, part: usize, key: u64, vector: &[f32]) -> Result<()> {
+        let Part {
+            engine, db, work, ..
+        } = &mut self.parts[part];
+        let options = &engine.options;
+        let params = engine.params();
+        let tables = WriteTables::open(&self.txn, db.names(), options.dim)?;
         let mut g = WorkGraph {
-            work: &mut self.work,
+            work,
             tables: &tables,
             metric: options.metric,
             m0: params.m0,
         };
-        if let Some(old) = match g.work.keys.get(&key) {
-            Some(id) => *id,
-            None => tables.node_id(key)?,
-        } {
+        if let Some(old) = node_of(g.work, &tables, key)? {
             graph::remove(&mut g, old, &params, &mut self.scratch)?;
             g.work.delete_node(&tables, old)?;
         }
@@ -228,15 +415,18 @@ impl<'a> WriteTxn<'a> {
         graph::insert(&mut g, id, level, &search, &params, &mut self.scratch)
     }
 
-    fn remove_valid(&mut self, key: u64) -> Result<bool> {
-        let options = &self.index.options;
-        let params = self.index.params();
-        let tables = WriteTables::open(&self.txn, self.index.options.dim)?;
-        let Some(id) = self.node_of(&tables, key)? else {
+    fn remove_valid(&mut self, part: usize, key: u64) -> Result<bool> {
+        let Part {
+            engine, db, work, ..
+        } = &mut self.parts[part];
+        let options = &engine.options;
+        let params = engine.params();
+        let tables = WriteTables::open(&self.txn, db.names(), options.dim)?;
+        let Some(id) = node_of(work, &tables, key)? else {
             return Ok(false);
         };
         let mut g = WorkGraph {
-            work: &mut self.work,
+            work,
             tables: &tables,
             metric: options.metric,
             m0: params.m0,
@@ -247,15 +437,95 @@ impl<'a> WriteTxn<'a> {
     }
 }
 
+/// The node of `key` as the transaction sees it: its own changes first, then the file.
+fn node_of(work: &Work, tables: &WriteTables<'_>, key: u64) -> Result<Option<graph::NodeId>> {
+    match work.keys.get(&key) {
+        Some(id) => Ok(*id),
+        None => tables.node_id(key),
+    }
+}
+
+/// The changes a multi-index [`WriteTxn`] makes to one of its indexes; from
+/// [`WriteTxn::on`]. Everything commits (or aborts) with the transaction.
+///
+/// ```
+/// use std::sync::Arc;
+/// use hnswdb::{redb, Index, Metric, Options};
+/// # let dir = tempfile::tempdir()?;
+/// let db = Arc::new(redb::Database::create(dir.path().join("app.redb"))?);
+/// let titles = Index::create_in(Arc::clone(&db), "titles", Options::new(2).metric(Metric::L2))?;
+/// let bodies = Index::create_in(Arc::clone(&db), "bodies", Options::new(3).metric(Metric::L2))?;
+/// let mut tx = titles.write_with(&[&bodies])?;
+/// tx.insert(1, &[1.0, 0.0])?; // the index write_with was called on
+/// tx.on(&bodies)?.insert(1, &[0.0, 0.0, 1.0])?;
+/// tx.commit()?; // both indexes, or neither
+/// assert_eq!((titles.len(), bodies.len()), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct IndexWrite<'t, 'a> {
+    tx: &'t mut WriteTxn<'a>,
+    part: usize,
+}
+
+impl IndexWrite<'_, '_> {
+    /// [`WriteTxn::insert`] on this index.
+    pub fn insert(&mut self, key: u64, vector: &[f32]) -> Result<()> {
+        self.tx.insert_in(self.part, key, vector)
+    }
+
+    /// [`WriteTxn::insert_batch`] on this index.
+    pub fn insert_batch<I, V>(&mut self, rows: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (u64, V)>,
+        V: AsRef<[f32]>,
+    {
+        self.tx.insert_batch_in(self.part, rows)
+    }
+
+    /// [`WriteTxn::remove`] on this index.
+    pub fn remove(&mut self, key: u64) -> Result<bool> {
+        let part = self.part;
+        self.tx.apply(part, |tx| tx.remove_valid(part, key))
+    }
+
+    /// [`WriteTxn::contains`] on this index.
+    pub fn contains(&self, key: u64) -> Result<bool> {
+        self.tx.contains_in(self.part, key)
+    }
+
+    /// [`WriteTxn::len`] on this index.
+    pub fn len(&self) -> usize {
+        self.tx.len_in(self.part)
+    }
+
+    /// Whether this index is empty, as the transaction sees it.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for IndexWrite<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexWrite")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
 fn broken_error() -> Error {
     Error::TransactionBroken
 }
 
-/// Writes everything `work` changed into `txn`.
-fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) -> Result<()> {
+/// Writes everything `work` changed into `txn`, in the tables of `names`.
+fn flush(
+    txn: &redb::WriteTransaction,
+    names: &TableNames,
+    work: &Work,
+    options: &crate::Options,
+) -> Result<()> {
     let snap = &work.snap;
     {
-        let mut tables = WriteTables::open(txn, options.dim)?;
+        let mut tables = WriteTables::open(txn, names, options.dim)?;
         for &id in &work.dirty_nodes {
             let slot = work.slot(&tables, id)?;
             if slot.live {
@@ -302,6 +572,10 @@ fn flush(txn: &redb::WriteTransaction, work: &Work, options: &crate::Options) ->
         .free_changed
         .iter()
         .partition(|id| snap.free.contains(id));
-    store::update_free_ids(txn, freed, taken)?;
-    store::write_header(txn, &crate::header::header_of(options, &snap.counters))
+    store::update_free_ids(txn, names, freed, taken)?;
+    store::write_header(
+        txn,
+        names,
+        &crate::header::header_of(options, &snap.counters),
+    )
 }

@@ -15,7 +15,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 
-/// Index-wide state, in the `header` row of `META`.
+/// Index-wide state, in the `header` row of the `meta` table.
 // Format: rkyv of this struct; `metric` is the byte of `Metric::to_byte`, `durability` 0 for
 // Immediate and 1 for Eventual (`index::header_of`); `entry_level` is meaningful only when
 // `has_entry`.
@@ -41,7 +41,7 @@ pub(crate) struct Header {
     pub inserts: u64,
 }
 
-/// One node, in `NODES`.
+/// One node, in the `nodes` table.
 // Format: rkyv of this struct.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NodeRecord {

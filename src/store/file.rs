@@ -11,15 +11,15 @@ use std::fs::File;
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Arc;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, TableError, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, TableError, TableHandle, WriteTransaction,
+};
 
 use super::codec::{self, Header};
-use super::schema::{
-    FORMAT_KEY, FORMAT_VERSION, FREE_IDS, HEADER_KEY, KEYS, LINKS, MAGIC, META, NODES, REVERSE,
-    VECTORS,
-};
-use crate::error::{Error, Result};
+use super::schema::{TableNames, FORMAT_KEY, FORMAT_VERSION, HEADER_KEY, MAGIC};
+use crate::error::{Error, Location, Result};
 
 /// The first bytes of every redb file (redb's `MAGICNUMBER`).
 pub(crate) const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -48,52 +48,86 @@ pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T>
     })
 }
 
-/// An open redb database that is closed under the panic guard: redb's own close can panic when
-/// an earlier (caught) panic on a damaged file poisoned its state.
-pub(crate) struct Db(Option<Database>);
+/// An open redb database and the names of one index's tables in it. A database hnswdb
+/// created or opened itself (a file or memory of its own) is closed under the panic guard
+/// (redb's own close can panic when an earlier, caught panic on a damaged file poisoned its
+/// state); an app's database is the app's to close: dropping a `Db` over it only lets go of it.
+pub(crate) struct Db {
+    database: Option<Arc<Database>>,
+    names: TableNames,
+    owned: bool,
+}
 
 impl std::ops::Deref for Db {
     type Target = Database;
     fn deref(&self) -> &Database {
-        self.0
+        self.database
             .as_ref()
             .expect("a Db holds its database until dropped")
     }
 }
 
-impl std::ops::DerefMut for Db {
-    fn deref_mut(&mut self) -> &mut Database {
-        self.0
-            .as_mut()
-            .expect("a Db holds its database until dropped")
-    }
-}
-
-impl From<Database> for Db {
-    fn from(db: Database) -> Db {
-        Db(Some(db))
-    }
-}
-
 impl Db {
+    /// A database of hnswdb's own, holding one index under [`TableNames::whole_file`].
+    fn owned(database: Database) -> Db {
+        Db {
+            database: Some(Arc::new(database)),
+            names: TableNames::whole_file(),
+            owned: true,
+        }
+    }
+
+    /// The app's `database`, holding the index whose tables are `names` (among others).
+    pub(crate) fn shared(database: Arc<Database>, names: TableNames) -> Db {
+        Db {
+            database: Some(database),
+            names,
+            owned: false,
+        }
+    }
+
     /// A stand-in for a database that was closed: it must not be used.
     pub(crate) fn closed() -> Db {
-        Db(None)
+        Db {
+            database: None,
+            names: TableNames::whole_file(),
+            owned: true,
+        }
     }
 
-    /// Closes the database, returning the error a drop would swallow.
+    /// The names of the index's tables.
+    pub(crate) fn names(&self) -> &TableNames {
+        &self.names
+    }
+
+    /// The database, shared.
+    pub(crate) fn arc(&self) -> &Arc<Database> {
+        self.database
+            .as_ref()
+            .expect("a Db holds its database until dropped")
+    }
+
+    /// Whether the database belongs to the app (hnswdb holds one index among its tables).
+    pub(crate) fn is_shared(&self) -> bool {
+        !self.owned
+    }
+
+    /// Closes a database of hnswdb's own, returning the error a drop would swallow; lets go of
+    /// an app's database.
     pub(crate) fn close(mut self) -> Result<()> {
-        let db = self
-            .0
-            .take()
-            .expect("a Db holds its database until dropped");
-        guarded("close", || Ok(db.close()?))
+        let Some(db) = self.database.take() else {
+            return Ok(());
+        };
+        match Arc::try_unwrap(db) {
+            Ok(db) if self.owned => guarded("close", || Ok(db.close()?)),
+            _ => Ok(()),
+        }
     }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
-        let db = self.0.take();
+        let db = self.database.take();
         let _ = guarded("close", || {
             drop(db);
             Ok(())
@@ -104,22 +138,22 @@ impl Drop for Db {
 /// A new, empty database in `file` (an empty file, open for reading and writing).
 pub(crate) fn create_database(file: File) -> Result<Db> {
     guarded("create", || {
-        Ok(Db(Some(
+        Ok(Db::owned(
             Database::builder()
                 .set_cache_size(REDB_CACHE_BYTES)
                 .create_with_backend(redb::backends::FileBackend::new(file)?)?,
-        )))
+        ))
     })
 }
 
 /// A new, empty database in memory (redb's in-memory backend).
 pub(crate) fn create_in_memory() -> Result<Db> {
     guarded("create", || {
-        Ok(Db(Some(
+        Ok(Db::owned(
             Database::builder()
                 .set_cache_size(IN_MEMORY_CACHE_BYTES)
                 .create_with_backend(redb::backends::InMemoryBackend::new())?,
-        )))
+        ))
     })
 }
 
@@ -127,14 +161,14 @@ pub(crate) fn create_in_memory() -> Result<Db> {
 /// without changing them.
 pub(crate) fn open_database(path: &Path) -> Result<Db> {
     let not_ours = |detail: &str| Error::NotAnIndex {
-        path: path.to_owned(),
+        index: Location::File(path.to_owned()),
         detail: detail.into(),
     };
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::NotFound {
-                path: path.to_owned(),
+                index: Location::File(path.to_owned()),
             })
         }
         Err(e) => return Err(Error::Io(e)),
@@ -155,10 +189,10 @@ pub(crate) fn open_database(path: &Path) -> Result<Db> {
         Database::builder()
             .set_cache_size(REDB_CACHE_BYTES)
             .open(path)
-            .map(|db| Db(Some(db)))
+            .map(Db::owned)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse {
-                    path: path.to_owned(),
+                    index: Location::File(path.to_owned()),
                 },
                 other => Error::corrupt(format!("redb could not open the file: {other}"), "open"),
             })
@@ -168,7 +202,12 @@ pub(crate) fn open_database(path: &Path) -> Result<Db> {
 /// redb's full check of the file: every page checksum and the allocator state (O(file)).
 /// redb repairs what it can; damage it cannot repair is `Error::Corrupt`.
 pub(crate) fn check_storage(db: &mut Db) -> Result<()> {
-    guarded("check", || match db.check_integrity() {
+    let database = db
+        .database
+        .as_mut()
+        .and_then(Arc::get_mut)
+        .expect("the storage check runs on a database of hnswdb's own, before it is shared");
+    guarded("check", || match database.check_integrity() {
         Ok(_) => Ok(()),
         Err(e) => Err(Error::corrupt(
             format!("redb's integrity check failed: {e}"),
@@ -185,38 +224,59 @@ pub(crate) fn held(path: &Path) -> bool {
     matches!(opened, Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)))
 }
 
-/// Creates every table and writes the format row and `header`.
-pub(crate) fn init_tables(txn: &WriteTransaction, header: &Header) -> Result<()> {
+/// Creates every table of `names` and writes the format row and `header`.
+pub(crate) fn init_tables(
+    txn: &WriteTransaction,
+    names: &TableNames,
+    header: &Header,
+) -> Result<()> {
     {
-        let mut meta = txn.open_table(META)?;
+        let mut meta = txn.open_table(names.meta())?;
         let mut format = MAGIC.to_vec();
         format.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         meta.insert(FORMAT_KEY, format.as_slice())?;
     }
-    txn.open_table(KEYS)?;
-    txn.open_table(NODES)?;
-    txn.open_table(VECTORS)?;
-    txn.open_table(LINKS)?;
-    txn.open_table(REVERSE)?;
-    txn.open_table(FREE_IDS)?;
-    write_header(txn, header)
+    txn.open_table(names.keys())?;
+    txn.open_table(names.nodes())?;
+    txn.open_table(names.vectors())?;
+    txn.open_table(names.links())?;
+    txn.open_table(names.reverse())?;
+    txn.open_table(names.free_ids())?;
+    write_header(txn, names, header)
 }
 
 /// Writes `header`.
-pub(crate) fn write_header(txn: &WriteTransaction, header: &Header) -> Result<()> {
-    let mut meta = txn.open_table(META)?;
+pub(crate) fn write_header(
+    txn: &WriteTransaction,
+    names: &TableNames,
+    header: &Header,
+) -> Result<()> {
+    let mut meta = txn.open_table(names.meta())?;
     meta.insert(HEADER_KEY, codec::encode_header(header).as_slice())?;
     Ok(())
 }
 
-/// Reads and checks the format row, then the header. A file without our tables or magic is
-/// `NotAnIndex`; another format version is `Version`.
-pub(crate) fn read_header(txn: &ReadTransaction, path: &Path) -> Result<Header> {
+/// Whether the index of `names` has tables in the database (its `meta` table exists).
+pub(crate) fn index_exists(txn: &ReadTransaction, names: &TableNames) -> Result<bool> {
+    match txn.open_table(names.meta()) {
+        Ok(_) => Ok(true),
+        Err(TableError::TableDoesNotExist(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads and checks the format row, then the header. A database without the tables of `names`
+/// or without our magic is `NotAnIndex` at `location`; another format version is `Version`.
+pub(crate) fn read_header(
+    txn: &ReadTransaction,
+    names: &TableNames,
+    location: &Location,
+) -> Result<Header> {
     let not_ours = |detail: &str| Error::NotAnIndex {
-        path: path.to_owned(),
+        index: location.clone(),
         detail: detail.into(),
     };
-    let meta = match txn.open_table(META) {
+    let meta = match txn.open_table(names.meta()) {
         Ok(meta) => meta,
         Err(TableError::TableDoesNotExist(_)) => {
             return Err(not_ours("a redb database without hnswdb tables"))
@@ -244,8 +304,8 @@ pub(crate) fn read_header(txn: &ReadTransaction, path: &Path) -> Result<Header> 
 }
 
 /// Free node ids, ascending.
-pub(crate) fn read_free_ids(txn: &ReadTransaction) -> Result<Vec<u64>> {
-    let table = txn.open_table(FREE_IDS)?;
+pub(crate) fn read_free_ids(txn: &ReadTransaction, names: &TableNames) -> Result<Vec<u64>> {
+    let table = txn.open_table(names.free_ids())?;
     let mut ids = Vec::new();
     for row in table.range::<u64>(..)? {
         ids.push(row?.0.value());
@@ -256,10 +316,11 @@ pub(crate) fn read_free_ids(txn: &ReadTransaction) -> Result<Vec<u64>> {
 /// Records that `ids` became free and `taken` are free no more.
 pub(crate) fn update_free_ids(
     txn: &WriteTransaction,
+    names: &TableNames,
     freed: impl IntoIterator<Item = u32>,
     taken: impl IntoIterator<Item = u32>,
 ) -> Result<()> {
-    let mut table = txn.open_table(FREE_IDS)?;
+    let mut table = txn.open_table(names.free_ids())?;
     for id in taken {
         table.remove(u64::from(id))?;
     }
@@ -274,19 +335,72 @@ pub(crate) fn begin_read(db: &Database) -> Result<ReadTransaction> {
     Ok(db.begin_read()?)
 }
 
-/// Copies every row of every hnswdb table from `src` into `dst` (a new, empty database) in one
-/// durable transaction. Rows go in key order into fresh tables, so `dst` holds no free space.
-pub(crate) fn copy_all(src: &Database, dst: &Database) -> Result<()> {
+/// The names of the indexes in an app's database, ascending.
+pub(crate) fn index_names(db: &Database) -> Result<Vec<String>> {
+    let txn = db.begin_read()?;
+    let mut names: Vec<String> = txn
+        .list_tables()?
+        .filter_map(|table| TableNames::index_of_meta_table(table.name()).map(str::to_owned))
+        .collect();
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// Deletes every table of `names` in `txn`; returns whether the index had any.
+pub(crate) fn delete_tables(txn: &WriteTransaction, names: &TableNames) -> Result<bool> {
+    let mut any = false;
+    for name in names.all() {
+        let definition: redb::TableDefinition<'_, u64, ()> = redb::TableDefinition::new(name);
+        any |= txn.delete_table(definition)?;
+    }
+    Ok(any)
+}
+
+/// The bytes the tables of `names` take in the file: rows, B-tree metadata and fragmentation.
+pub(crate) fn table_bytes(txn: &ReadTransaction, names: &TableNames) -> Result<u64> {
+    use redb::ReadableTableMetadata;
+    let mut bytes = 0;
+    for name in names.all() {
+        let definition: redb::TableDefinition<'_, u64, ()> = redb::TableDefinition::new(name);
+        let stats = match txn.open_untyped_table(definition) {
+            Ok(table) => table.stats()?,
+            Err(TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        bytes += stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes();
+    }
+    Ok(bytes)
+}
+
+/// Renames every table of `from` to its name in `to`.
+pub(crate) fn rename_tables(
+    txn: &WriteTransaction,
+    from: &TableNames,
+    to: &TableNames,
+) -> Result<()> {
+    for (from, to) in from.all().iter().zip(to.all()) {
+        let from: redb::TableDefinition<'_, u64, ()> = redb::TableDefinition::new(from);
+        let to: redb::TableDefinition<'_, u64, ()> = redb::TableDefinition::new(to);
+        txn.rename_table(from, to)?;
+    }
+    Ok(())
+}
+
+/// Copies every row of every table of the index from `src` into `dst` (a new, empty database
+/// of its own) in one durable transaction. Rows go in key order into fresh tables, so `dst`
+/// holds no free space.
+pub(crate) fn copy_all(src: &Db, dst: &Db) -> Result<()> {
+    let (from, to) = (src.names(), dst.names());
     let read = src.begin_read()?;
     let mut txn = dst.begin_write()?;
     txn.set_quick_repair(true);
-    copy_table(&read, &txn, META)?;
-    copy_table(&read, &txn, KEYS)?;
-    copy_table(&read, &txn, NODES)?;
-    copy_table(&read, &txn, VECTORS)?;
-    copy_table(&read, &txn, LINKS)?;
-    copy_table(&read, &txn, REVERSE)?;
-    copy_table(&read, &txn, FREE_IDS)?;
+    copy_table(&read, &txn, from.meta(), to.meta())?;
+    copy_table(&read, &txn, from.keys(), to.keys())?;
+    copy_table(&read, &txn, from.nodes(), to.nodes())?;
+    copy_table(&read, &txn, from.vectors(), to.vectors())?;
+    copy_table(&read, &txn, from.links(), to.links())?;
+    copy_table(&read, &txn, from.reverse(), to.reverse())?;
+    copy_table(&read, &txn, from.free_ids(), to.free_ids())?;
     txn.commit()?;
     Ok(())
 }
@@ -294,7 +408,8 @@ pub(crate) fn copy_all(src: &Database, dst: &Database) -> Result<()> {
 fn copy_table<K, V>(
     read: &ReadTransaction,
     txn: &WriteTransaction,
-    table: redb::TableDefinition<K, V>,
+    from: redb::TableDefinition<K, V>,
+    to: redb::TableDefinition<K, V>,
 ) -> Result<()>
 where
     K: redb::Key + 'static,
@@ -303,8 +418,8 @@ where
     for<'a> V::SelfType<'a>: std::borrow::Borrow<V::SelfType<'a>>,
 {
     use redb::ReadableTable;
-    let from = read.open_table(table)?;
-    let mut to = txn.open_table(table)?;
+    let from = read.open_table(from)?;
+    let mut to = txn.open_table(to)?;
     for row in from.iter()? {
         let (key, value) = row?;
         to.insert(key.value(), value.value())?;

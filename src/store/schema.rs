@@ -1,4 +1,4 @@
-//! Every redb table of an index file, the format version and the magic bytes.
+//! The names of an index's redb tables, the format version and the magic bytes.
 //!
 //! Every key is a `u64` on purpose: with 8-byte keys and value lengths divisible by 4, redb's
 //! value bytes come back 4-aligned in practice, so rkyv records are read in place (see codec.rs
@@ -14,7 +14,7 @@ use crate::graph::NodeId;
 /// - 1: first format.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
-/// First bytes of the `format` row of [`META`]: marks a redb file as an hnswdb index.
+/// First bytes of the `format` row of the `meta` table: marks a redb file as an hnswdb index.
 pub(crate) const MAGIC: [u8; 8] = *b"hnswdb\0\0";
 
 /// Key of the row holding [`MAGIC`] and [`FORMAT_VERSION`] (12 raw little-endian bytes, a layout
@@ -24,23 +24,118 @@ pub(crate) const FORMAT_KEY: &str = "format";
 /// Key of the row holding the rkyv [`Header`](super::codec::Header).
 pub(crate) const HEADER_KEY: &str = "header";
 
-/// Index-wide records: `format`, `header`.
-pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("hnswdb.meta");
-/// User key → node id, for every live node.
-pub(crate) const KEYS: TableDefinition<u64, u64> = TableDefinition::new("hnswdb.keys");
-/// Node id → rkyv [`NodeRecord`](super::codec::NodeRecord): user key and level.
-pub(crate) const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("hnswdb.nodes");
-/// Node id → rkyv `Vec<f32>`: the vector exactly as inserted. Written once per node.
-pub(crate) const VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("hnswdb.vectors");
-/// [`link_key`] → rkyv `Vec<u32>`: the node's neighbours on that layer (absent when empty).
-pub(crate) const LINKS: TableDefinition<u64, &[u8]> = TableDefinition::new("hnswdb.links");
-/// [`link_key`] → rkyv `Vec<u32>`: the nodes whose list on that layer holds this node, kept
-/// exactly in step with [`LINKS`] (absent when empty). Makes removal exact.
-pub(crate) const REVERSE: TableDefinition<u64, &[u8]> = TableDefinition::new("hnswdb.reverse");
-/// Node ids free for reuse (below the header's `next_id`, held by no live node).
-pub(crate) const FREE_IDS: TableDefinition<u64, ()> = TableDefinition::new("hnswdb.free_ids");
+/// The names of an index's seven tables. An index that owns its file uses `hnswdb.<table>`
+/// (the names of format 1); an index named `<name>` inside an app's database uses
+/// `hnswdb/<name>/<table>`. Every hnswdb table name starts with `hnswdb`, and hnswdb opens no
+/// other table.
+///
+/// The tables:
+/// - `meta` (`&str` → bytes): index-wide records, `format` and `header`.
+/// - `keys` (`u64` → `u64`): user key → node id, for every live node.
+/// - `nodes` (`u64` → rkyv [`NodeRecord`](super::codec::NodeRecord)): user key and level.
+/// - `vectors` (`u64` → rkyv `Vec<f32>`): the vector exactly as inserted. Written once per node.
+/// - `links` ([`link_key`] → rkyv `Vec<u32>`): the node's neighbours on that layer (absent when
+///   empty).
+/// - `reverse` ([`link_key`] → rkyv `Vec<u32>`): the nodes whose list on that layer holds this
+///   node, kept exactly in step with `links` (absent when empty). Makes removal exact.
+/// - `free_ids` (`u64` → `()`): node ids free for reuse (below the header's `next_id`, held by
+///   no live node).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TableNames {
+    names: [String; 7],
+}
 
-/// The key of node `id`'s list on `layer` in [`LINKS`] and [`REVERSE`]: `id << 8 | layer`, so a
+/// The start of every hnswdb table name.
+pub(crate) const PREFIX: &str = "hnswdb";
+
+/// What follows [`PREFIX`] and a separator in each table's name, in [`TableNames`] order.
+const TABLES: [&str; 7] = [
+    "meta", "keys", "nodes", "vectors", "links", "reverse", "free_ids",
+];
+
+/// The longest index name, in bytes.
+pub(crate) const MAX_NAME_LEN: usize = 64;
+
+impl TableNames {
+    /// The tables of an index that owns its file: `hnswdb.meta`, `hnswdb.keys`, ...
+    pub(crate) fn whole_file() -> TableNames {
+        TableNames {
+            names: TABLES.map(|table| format!("{PREFIX}.{table}")),
+        }
+    }
+
+    /// The tables of the index `name` in an app's database: `hnswdb/<name>/meta`, ... The
+    /// name must have passed [`check_name`].
+    pub(crate) fn named(name: &str) -> TableNames {
+        TableNames {
+            names: TABLES.map(|table| format!("{PREFIX}/{name}/{table}")),
+        }
+    }
+
+    /// Where [`Index::import_in`](crate::Index::import_in) builds the index `name` before it
+    /// renames the tables to [`named`](TableNames::named) ones: `hnswdb/<name>~import/...`
+    /// (`~` is in no index name, so these are never listed or opened as an index).
+    pub(crate) fn staging(name: &str) -> TableNames {
+        TableNames::named(&format!("{name}~import"))
+    }
+
+    /// The index name whose `meta` table is called `table`, if it is one.
+    pub(crate) fn index_of_meta_table(table: &str) -> Option<&str> {
+        let name = table
+            .strip_prefix(PREFIX)?
+            .strip_prefix('/')?
+            .strip_suffix("/meta")?;
+        check_name(name).is_ok().then_some(name)
+    }
+
+    /// Every table name, `meta` first.
+    pub(crate) fn all(&self) -> &[String; 7] {
+        &self.names
+    }
+
+    pub(crate) fn meta(&self) -> TableDefinition<'_, &'static str, &'static [u8]> {
+        TableDefinition::new(&self.names[0])
+    }
+    pub(crate) fn keys(&self) -> TableDefinition<'_, u64, u64> {
+        TableDefinition::new(&self.names[1])
+    }
+    pub(crate) fn nodes(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.names[2])
+    }
+    pub(crate) fn vectors(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.names[3])
+    }
+    pub(crate) fn links(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.names[4])
+    }
+    pub(crate) fn reverse(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.names[5])
+    }
+    pub(crate) fn free_ids(&self) -> TableDefinition<'_, u64, ()> {
+        TableDefinition::new(&self.names[6])
+    }
+}
+
+/// Checks an index name: 1 to [`MAX_NAME_LEN`] bytes of ASCII letters, digits, `_`, `-` and
+/// `.` (a name is part of table names, so `/` and everything else stay reserved). The error
+/// says what is wrong.
+pub(crate) fn check_name(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("an index name cannot be empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err("an index name has at most 64 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err("an index name holds only ASCII letters, digits, '_', '-' and '.'");
+    }
+    Ok(())
+}
+
+/// The key of node `id`'s list on `layer` in the `links` and `reverse` tables: `id << 8 | layer`, so a
 /// node's lists are adjacent and in layer order.
 pub(crate) fn link_key(id: NodeId, layer: u8) -> u64 {
     (u64::from(id) << 8) | u64::from(layer)

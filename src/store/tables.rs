@@ -3,7 +3,7 @@
 use redb::{ReadOnlyTable, ReadableTable, Table};
 
 use super::codec;
-use super::schema::{link_key, KEYS, LINKS, NODES, REVERSE, VECTORS};
+use super::schema::{link_key, TableNames};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 
@@ -25,27 +25,35 @@ pub(crate) type ReadTables = Tables<ReadOnlyTable<u64, u64>, ReadOnlyTable<u64, 
 pub(crate) type WriteTables<'t> = Tables<Table<'t, u64, u64>, Table<'t, u64, &'static [u8]>>;
 
 impl ReadTables {
-    pub(crate) fn open(txn: &redb::ReadTransaction, dim: usize) -> Result<ReadTables> {
+    pub(crate) fn open(
+        txn: &redb::ReadTransaction,
+        names: &TableNames,
+        dim: usize,
+    ) -> Result<ReadTables> {
         Ok(Tables {
             dim,
-            keys: txn.open_table(KEYS)?,
-            nodes: txn.open_table(NODES)?,
-            vectors: txn.open_table(VECTORS)?,
-            links: txn.open_table(LINKS)?,
-            reverse: txn.open_table(REVERSE)?,
+            keys: txn.open_table(names.keys())?,
+            nodes: txn.open_table(names.nodes())?,
+            vectors: txn.open_table(names.vectors())?,
+            links: txn.open_table(names.links())?,
+            reverse: txn.open_table(names.reverse())?,
         })
     }
 }
 
 impl<'t> WriteTables<'t> {
-    pub(crate) fn open(txn: &'t redb::WriteTransaction, dim: usize) -> Result<WriteTables<'t>> {
+    pub(crate) fn open(
+        txn: &'t redb::WriteTransaction,
+        names: &TableNames,
+        dim: usize,
+    ) -> Result<WriteTables<'t>> {
         Ok(Tables {
             dim,
-            keys: txn.open_table(KEYS)?,
-            nodes: txn.open_table(NODES)?,
-            vectors: txn.open_table(VECTORS)?,
-            links: txn.open_table(LINKS)?,
-            reverse: txn.open_table(REVERSE)?,
+            keys: txn.open_table(names.keys())?,
+            nodes: txn.open_table(names.nodes())?,
+            vectors: txn.open_table(names.vectors())?,
+            links: txn.open_table(names.links())?,
+            reverse: txn.open_table(names.reverse())?,
         })
     }
 }
