@@ -23,14 +23,11 @@
 #![cfg(unix)]
 
 mod common;
+use common::child::{self, say, ChildGuard};
 use common::Rng;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use hnswdb::{Durability, Hit, Index, Metric, Options, SearchParams, EVENTUAL_CHECKPOINT_COMMITS};
@@ -41,15 +38,11 @@ const CHILD_PATH: &str = "HNSWDB_CRASH_CHILD";
 const CHILD_SEED: &str = "HNSWDB_CRASH_CHILD_SEED";
 /// The options the child creates the index with if there is no file yet ([`encode`]).
 const CHILD_OPTIONS: &str = "HNSWDB_CRASH_CHILD_OPTIONS";
-/// Starts every line of the child's protocol (the test harness prints on stdout too).
-const MARK: &str = "hnswdb-crash:";
 /// Ordinary keys are below this, so upserts and removes hit live keys often.
 const KEY_SPACE: u64 = 256;
 /// A child stops by itself after this many steps or this long (if the parent never kills it).
 const CHILD_MAX_STEPS: usize = 50_000;
 const CHILD_MAX_TIME: Duration = Duration::from_secs(60);
-/// The signal `Child::kill` sends on unix.
-const SIGKILL: i32 = 9;
 /// Kills per file before a fresh one is made.
 const KILLS_PER_FILE: u64 = 4;
 
@@ -258,16 +251,9 @@ fn crash_child() {
     });
     let seed: u64 = std::env::var(CHILD_SEED).unwrap().parse().unwrap();
     let options = decode(&std::env::var(CHILD_OPTIONS).unwrap());
-    // Straight to fd 1, past the harness's capture; each line is one write (atomic on a pipe).
-    let mut out = std::io::stdout().lock();
-    let mut say = |line: String| {
-        out.write_all(format!("{MARK} {line}\n").as_bytes())
-            .unwrap();
-        out.flush().unwrap();
-    };
-    say("opening".into());
+    say("opening");
     let mut index = Index::open_or_create(&path, options).unwrap();
-    say("ready".into());
+    say("ready");
     let start = Instant::now();
     for (i, step) in Plan::new(seed, index.dim())
         .take(CHILD_MAX_STEPS)
@@ -275,26 +261,12 @@ fn crash_child() {
     {
         step.run(&mut index)
             .unwrap_or_else(|e| panic!("step {i} ({step:?}) failed: {e}"));
-        say(format!("done {i}"));
+        say(&format!("done {i}"));
         if start.elapsed() > CHILD_MAX_TIME {
             break;
         }
     }
-    say("end".into());
-}
-
-/// A running child; killed if the parent fails before killing it.
-struct ChildGuard {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    say("end");
 }
 
 /// `options` as one line of text, for the child's environment.
@@ -334,119 +306,14 @@ fn decode(text: &str) -> Options {
 }
 
 fn spawn_child(path: &Path, options: &Options, seed: u64) -> ChildGuard {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "crash_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_PATH, path)
-        .env(CHILD_SEED, seed.to_string())
-        .env(CHILD_OPTIONS, encode(options))
-        .env_remove("HNSWDB_SEED")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (send, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // The harness may have printed `test crash_child ... ` on the same line.
-            if let Some(at) = line.find(MARK) {
-                if send
-                    .send(line[at + MARK.len()..].trim().to_string())
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        }
-    });
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    ChildGuard {
-        child,
-        lines,
-        stderr: Some(stderr),
-    }
-}
-
-/// What one kill left behind, as the child reported it.
-struct Killed {
-    /// Steps `0..done` returned before the kill.
-    done: usize,
-    /// The child ran out of steps and ended by itself.
-    ended: bool,
-    /// The child had opened the index (the kill did not land during open and recovery).
-    ready: bool,
-}
-
-/// Runs a child on `path` and kills it after a random delay: either while it opens (and
-/// recovers) the file, within the longest open time seen so far (`open_time`), or after it
-/// opened it.
-fn run_and_kill(
-    path: &Path,
-    options: &Options,
-    seed: u64,
-    rng: &mut Rng,
-    max_delay_ms: u64,
-    open_time: &mut Duration,
-) -> Killed {
-    let mut guard = spawn_child(path, options, seed);
-    let mut lines = Vec::new();
-    let next_line =
-        |lines: &mut Vec<String>| match guard.lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => {
-                lines.push(line);
-                true
-            }
-            Err(RecvTimeoutError::Timeout) => panic!("the child said nothing for 60 s"),
-            Err(RecvTimeoutError::Disconnected) => false, // it died: the status check says why
-        };
-    if next_line(&mut lines) {
-        let opening = Instant::now();
-        if rng.chance(25) {
-            // Spread over scales: most opens take a small part of the longest one.
-            let micros = open_time.as_micros() as u64 >> rng.below(6);
-            std::thread::sleep(Duration::from_micros(rng.below(micros + 1)));
-        } else {
-            if next_line(&mut lines) {
-                *open_time = (*open_time).max(opening.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(rng.below(max_delay_ms)));
-        }
-    }
-    guard.child.kill().unwrap();
-    let status = guard.child.wait().unwrap();
-    lines.extend(guard.lines.try_iter());
-    // The reader ends at EOF, which follows the kill.
-    while let Ok(line) = guard.lines.recv_timeout(Duration::from_secs(10)) {
-        lines.push(line);
-    }
-    let ended = lines.iter().any(|l| l == "end");
-    let ready = lines.iter().any(|l| l == "ready");
-    if status.signal() != Some(SIGKILL) && !ended {
-        let stderr = guard.stderr.take().unwrap().join().unwrap_or_default();
-        panic!("the child died by itself ({status}):\n{stderr}");
-    }
-    let mut done = 0;
-    for line in &lines {
-        if let Some(i) = line.strip_prefix("done ") {
-            let i: usize = i.parse().unwrap();
-            assert_eq!(i, done, "steps reported out of order");
-            done += 1;
-        }
-    }
-    Killed { done, ended, ready }
+    child::spawn(
+        "crash_child",
+        &[
+            (CHILD_PATH, path.display().to_string()),
+            (CHILD_SEED, seed.to_string()),
+            (CHILD_OPTIONS, encode(options)),
+        ],
+    )
 }
 
 /// The index's whole content, read through the public API.
@@ -580,10 +447,8 @@ fn crash_trials(durability: Durability, trials: u64, seed: u64, max_delay_ms: u6
             chain = Chain::new(&mut rng, durability);
         }
         let plan_seed = rng.next();
-        let killed = run_and_kill(
-            &chain.path,
-            &chain.options,
-            plan_seed,
+        let killed = child::run_and_kill(
+            spawn_child(&chain.path, &chain.options, plan_seed),
             &mut rng,
             max_delay_ms,
             &mut open_time,

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: data sets, brute force, seeds.
 #![allow(dead_code)]
 
+#[cfg(unix)]
+pub mod child;
+
 use std::io::Write;
 use std::path::PathBuf;
 
