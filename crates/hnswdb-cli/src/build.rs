@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use hnswdb::{Index, Metric, Options};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::error::Context;
 use crate::report::{duration, thousands};
+use crate::target::Mode;
 use crate::vecio::{self, Vectors};
 use crate::{BuildArgs, CliError, MetricArg};
 
@@ -57,7 +57,7 @@ pub fn run(args: &BuildArgs) -> Result<(), CliError> {
         writeln!(
             io::stdout().lock(),
             "{}: nothing to do; all {} rows of {} are already in the index ({} vectors)",
-            args.index.display(),
+            args.target,
             thousands(vectors.len() as u64),
             args.input.display(),
             thousands(index.len() as u64)
@@ -85,7 +85,7 @@ pub fn run(args: &BuildArgs) -> Result<(), CliError> {
         out,
         "{}: inserted {} vectors in {} ({} vectors/s){}; the index holds {} vectors \
          (dim {}, {}, m {}, ef_construction {})",
-        args.index.display(),
+        args.target,
         thousands(rows.len() as u64),
         duration(took),
         thousands(rate.round() as u64),
@@ -128,27 +128,28 @@ fn check_keys(keys: &[u64], rows: usize, path: &Path) -> Result<(), CliError> {
 /// Opens the index to resume a build, or creates it. Settings given on the command line must
 /// match those of an existing index; settings left out take the index's own.
 fn open_for_build(args: &BuildArgs, dim: usize) -> Result<Index, CliError> {
-    let path = &args.index;
-    if !path.exists() {
-        let options = Options::new(dim)
-            .metric(args.metric.unwrap_or(DEFAULT_METRIC).into())
-            .m(args.m.unwrap_or(DEFAULT_M))
-            .ef_construction(args.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION));
-        return Index::create(path, options).context("cannot create the index");
-    }
-    let index = Index::open(path).context("cannot resume the build")?;
+    let target = &args.target;
+    let options = Options::new(dim)
+        .metric(args.metric.unwrap_or(DEFAULT_METRIC).into())
+        .m(args.m.unwrap_or(DEFAULT_M))
+        .ef_construction(args.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION));
+    let index = target
+        .reach(Mode::OpenOrCreate(options))
+        .map_err(|e| target.explain(e, "cannot resume the build"))?;
     let stored = index.options();
+    let instead = match target.name {
+        None => "build into a new file",
+        Some(_) => "build under another --name",
+    };
     let mismatch = |flag: &str, stored: String, given: String| {
         Err(CliError::new(format!(
-            "{} was built with {flag} {stored}, not {given}; omit {flag} to resume it, \
-             or build into a new file",
-            path.display()
+            "{target} was built with {flag} {stored}, not {given}; omit {flag} to resume it, \
+             or {instead}"
         )))
     };
     if stored.get_dim() != dim {
         return Err(CliError::new(format!(
-            "{} holds {}-dimensional vectors but {} has {dim} dimensions",
-            path.display(),
+            "{target} holds {}-dimensional vectors but {} has {dim} dimensions",
             stored.get_dim(),
             args.input.display()
         )));

@@ -2,25 +2,22 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
-use std::path::Path;
 use std::time::Instant;
 
-use hnswdb::{Durability, Index, Stats, VerifyReport};
+use hnswdb::{Durability, Stats, VerifyReport};
 use serde::Serialize;
 
-use crate::error::Context;
 use crate::report::{self, bytes, duration, thousands, Table};
+use crate::target::{Mode, OpenError};
 use crate::{CliError, CompactArgs, GetArgs, RemoveArgs, StatsArgs, VerifyArgs};
-
-/// Opens an existing index, with the path in the error.
-pub(crate) fn open(path: &Path) -> Result<Index, CliError> {
-    Index::open(path).context("cannot open the index")
-}
 
 /// The JSON form of `hnswdb stats`.
 #[derive(Serialize)]
 struct StatsJson {
+    /// The index file, or with `--name` the app's database file holding the index.
     path: String,
+    /// The index's name inside the app's database (`--name`); null for an index file.
+    name: Option<String>,
     len: u64,
     dim: usize,
     metric: String,
@@ -56,7 +53,7 @@ fn durability_name(d: Durability) -> &'static str {
 
 /// Runs `hnswdb stats`.
 pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
-    let index = open(&args.index)?;
+    let index = args.target.open()?;
     // The cache figures describe the loaded cache, not the moment after the open.
     index.wait_loaded()?;
     let stats: Stats = index.stats()?;
@@ -64,7 +61,8 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     if args.json {
         let json = StatsJson {
-            path: args.index.display().to_string(),
+            path: args.target.index.display().to_string(),
+            name: args.target.name.clone(),
             len: stats.len,
             dim: o.get_dim(),
             metric: o.get_metric().to_string(),
@@ -90,7 +88,7 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
         return report::print_json(&mut out, &json);
     }
     let cached = |yes: bool| if yes { "cached" } else { "read from the file" };
-    writeln!(out, "index            {}", args.index.display())?;
+    writeln!(out, "index            {}", args.target)?;
     writeln!(
         out,
         "vectors          {}  (dim {}, metric {})",
@@ -113,7 +111,14 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
         durability_name(o.get_durability()),
         if o.get_quick_repair() { "on" } else { "off" }
     )?;
-    writeln!(out, "file             {}", bytes(stats.file_bytes))?;
+    match args.target.name {
+        None => writeln!(out, "file             {}", bytes(stats.file_bytes))?,
+        Some(_) => writeln!(
+            out,
+            "file             {} taken by its tables in the database file",
+            bytes(stats.file_bytes)
+        )?,
+    }
     let vectors = if stats.layer0_vectors_cached || stats.layer0_vectors_in_cache == 0 {
         cached(stats.layer0_vectors_cached).to_string()
     } else {
@@ -212,7 +217,10 @@ fn print_degrees(out: &mut impl Write, stats: &Stats) -> Result<(), CliError> {
 /// The JSON form of `hnswdb verify`.
 #[derive(Serialize)]
 struct VerifyJson {
+    /// The index file, or with `--name` the app's database file holding the index.
     path: String,
+    /// The index's name inside the app's database (`--name`); null for an index file.
+    name: Option<String>,
     /// No problem found, and every check ran.
     ok: bool,
     /// Every check ran (false when the index could not be opened, or a record could not be
@@ -239,19 +247,23 @@ struct ProblemJson {
 /// An error that kept `verify` from checking.
 #[derive(Serialize)]
 struct ErrorJson {
-    /// `corrupt`, `not_an_index`, `version`, `not_found` or `other`.
+    /// `corrupt`, `not_an_index`, `version`, `not_found`, `not_a_database` (with `--name`: the
+    /// file is not a redb database) or `other`.
     kind: &'static str,
     message: String,
 }
 
 impl ErrorJson {
-    fn from(e: &hnswdb::Error) -> ErrorJson {
+    fn from(e: &OpenError) -> ErrorJson {
         let kind = match e {
-            hnswdb::Error::Corrupt { .. } => "corrupt",
-            hnswdb::Error::NotAnIndex { .. } => "not_an_index",
-            hnswdb::Error::Version { .. } => "version",
-            hnswdb::Error::NotFound { .. } => "not_found",
-            _ => "other",
+            OpenError::Database { kind, .. } => kind,
+            OpenError::Index { error, .. } => match error {
+                hnswdb::Error::Corrupt { .. } => "corrupt",
+                hnswdb::Error::NotAnIndex { .. } => "not_an_index",
+                hnswdb::Error::Version { .. } => "version",
+                hnswdb::Error::NotFound { .. } => "not_found",
+                _ => "other",
+            },
         };
         ErrorJson {
             kind,
@@ -266,13 +278,13 @@ pub fn verify(args: &VerifyArgs) -> Result<(), CliError> {
     let start = Instant::now();
     let mut len = None;
     let mut file_bytes = None;
-    let result = Index::open(&args.index).and_then(|index| {
+    let result = args.target.reach(Mode::Open).and_then(|index| {
         len = Some(index.len() as u64);
-        file_bytes = std::fs::metadata(&args.index).ok().map(|m| m.len());
-        index.verify_report()
+        file_bytes = std::fs::metadata(&args.target.index).ok().map(|m| m.len());
+        Ok(index.verify_report()?)
     });
     let took = start.elapsed();
-    let path = args.index.display().to_string();
+    let path = args.target.to_string();
     let mut out = io::stdout().lock();
     let (report, error) = match result {
         Ok(report) => (report, None),
@@ -281,7 +293,8 @@ pub fn verify(args: &VerifyArgs) -> Result<(), CliError> {
     let ok = error.is_none() && report.is_ok() && report.complete;
     if args.json {
         let json = VerifyJson {
-            path: path.clone(),
+            path: args.target.index.display().to_string(),
+            name: args.target.name.clone(),
             ok,
             complete: error.is_none() && report.complete,
             len,
@@ -362,12 +375,11 @@ pub fn verify(args: &VerifyArgs) -> Result<(), CliError> {
 
 /// Runs `hnswdb get`: prints the vector, comma-separated, on one line.
 pub fn get(args: &GetArgs) -> Result<(), CliError> {
-    let index = open(&args.index)?;
+    let index = args.target.open()?;
     let Some(vector) = index.get(args.key)? else {
         return Err(CliError::new(format!(
             "key {} is not in {}",
-            args.key,
-            args.index.display()
+            args.key, args.target
         )));
     };
     let text: Vec<String> = vector.iter().map(f32::to_string).collect();
@@ -378,7 +390,7 @@ pub fn get(args: &GetArgs) -> Result<(), CliError> {
 /// Runs `hnswdb remove`: removes the keys that are present, all in one transaction. Keys that
 /// were not present are reported as an error after the others are removed.
 pub fn remove(args: &RemoveArgs) -> Result<(), CliError> {
-    let index = open(&args.index)?;
+    let index = args.target.open()?;
     let keys: BTreeSet<u64> = args.keys.iter().copied().collect();
     let mut missing = Vec::new();
     let mut tx = index.write()?;
@@ -406,9 +418,10 @@ pub fn remove(args: &RemoveArgs) -> Result<(), CliError> {
     }
 }
 
-/// `hnswdb compact`: rewrite the file without the space removals left behind.
+/// `hnswdb compact`: rewrite the file without the space removals left behind. An index inside an
+/// app's database (`--name`) is refused by the library, with what to do instead.
 pub fn compact(args: &CompactArgs) -> Result<(), CliError> {
-    let index = open(&args.index)?;
+    let index = args.target.open()?;
     let before = index.stats()?.file_bytes;
     index.compact()?;
     let after = index.stats()?.file_bytes;

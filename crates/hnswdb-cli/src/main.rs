@@ -6,11 +6,13 @@
 mod bench;
 mod build;
 mod data;
+mod database;
 mod error;
 mod inspect;
 mod maintain;
 mod report;
 mod search;
+mod target;
 mod vecio;
 
 use std::path::PathBuf;
@@ -19,11 +21,16 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub(crate) use error::CliError;
+pub(crate) use target::Target;
 
 /// Build, search, benchmark and inspect hnswdb vector indexes.
 ///
 /// An index is one file; every build batch is a committed transaction, so an interrupted build
 /// keeps what it committed and running the same command again resumes it.
+///
+/// An index can also live inside an app's own redb database file, next to the app's tables:
+/// every command that takes INDEX takes `--name NAME` to work on the index NAME inside the
+/// database file INDEX. `list` shows the names in a file and `delete-index` removes one.
 #[derive(Parser, Debug)]
 #[command(name = "hnswdb", version, propagate_version = true)]
 struct Cli {
@@ -35,6 +42,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build an index from a vector file, or resume an interrupted build.
+    ///
+    /// With --name, INDEX is an app's redb database file (created when no file is there; a file
+    /// that is not a redb database is refused) and the index NAME inside it is built or resumed.
     Build(BuildArgs),
     /// Search an index with the vectors of a file; with --truth, measure recall and speed.
     Search(SearchArgs),
@@ -49,11 +59,24 @@ enum Command {
     /// Remove keys from an index (in one transaction).
     Remove(RemoveArgs),
     /// Give file space back after many removals (rewrites the file, replacing it atomically).
+    ///
+    /// Only for an index file of its own: with --name it fails, since the space of an index
+    /// inside an app's database goes back to that database (compact it with redb's
+    /// `Database::compact`).
     Compact(CompactArgs),
     /// Write every key and vector of an index to a file (a versioned, checksummed stream).
     Export(ExportArgs),
     /// Create a new index from a file written by `export` (the graph is rebuilt).
+    ///
+    /// With --name, the index NAME is created inside the app's redb database file INDEX (the
+    /// file is created when nothing is there); NAME must not exist yet.
     Import(ImportArgs),
+    /// List the names of the indexes inside an app's redb database file, one per line.
+    List(ListArgs),
+    /// Delete the index NAME from an app's redb database file, leaving everything else in it.
+    ///
+    /// Prints whether there was such an index; exits 0 either way.
+    DeleteIndex(DeleteIndexArgs),
 }
 
 /// Which layer-0 cache settings `bench` sweeps.
@@ -91,8 +114,8 @@ impl From<MetricArg> for hnswdb::Metric {
 /// Arguments of `hnswdb build`.
 #[derive(Args, Debug)]
 pub(crate) struct BuildArgs {
-    /// The index file to create, or to resume building.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
     /// Vectors to insert: .fvecs, .bvecs, .npy (float32, 2-D, C order) or .csv (one per line).
     #[arg(long, short)]
     pub input: PathBuf,
@@ -120,8 +143,8 @@ pub(crate) struct BuildArgs {
 /// Arguments of `hnswdb search`.
 #[derive(Args, Debug)]
 pub(crate) struct SearchArgs {
-    /// The index file.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
     /// Query vectors: .fvecs, .bvecs, .npy or .csv.
     #[arg(long, short)]
     pub query: PathBuf,
@@ -199,8 +222,8 @@ pub(crate) struct BenchArgs {
 /// Arguments of `hnswdb stats`.
 #[derive(Args, Debug)]
 pub(crate) struct StatsArgs {
-    /// The index file.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -209,8 +232,8 @@ pub(crate) struct StatsArgs {
 /// Arguments of `hnswdb verify`.
 #[derive(Args, Debug)]
 pub(crate) struct VerifyArgs {
-    /// The index file.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -219,8 +242,8 @@ pub(crate) struct VerifyArgs {
 /// Arguments of `hnswdb get`.
 #[derive(Args, Debug)]
 pub(crate) struct GetArgs {
-    /// The index file.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
     /// The key to look up.
     pub key: u64,
 }
@@ -228,8 +251,8 @@ pub(crate) struct GetArgs {
 /// Arguments of `hnswdb remove`.
 #[derive(Args, Debug)]
 pub(crate) struct RemoveArgs {
-    /// The index file.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
     /// The keys to remove.
     #[arg(required = true)]
     pub keys: Vec<u64>,
@@ -238,15 +261,15 @@ pub(crate) struct RemoveArgs {
 /// Arguments of `hnswdb compact`.
 #[derive(Args, Debug)]
 pub(crate) struct CompactArgs {
-    /// The index file.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Arguments of `hnswdb export`.
 #[derive(Args, Debug)]
 pub(crate) struct ExportArgs {
-    /// The index file.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
     /// The file to write; it must not exist yet.
     pub file: PathBuf,
 }
@@ -254,10 +277,29 @@ pub(crate) struct ExportArgs {
 /// Arguments of `hnswdb import`.
 #[derive(Args, Debug)]
 pub(crate) struct ImportArgs {
-    /// The index file to create; it must not exist yet.
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
     /// A file written by `hnswdb export`.
     pub file: PathBuf,
+}
+
+/// Arguments of `hnswdb list`.
+#[derive(Args, Debug)]
+pub(crate) struct ListArgs {
+    /// The app's redb database file.
+    pub file: PathBuf,
+    /// Print a JSON array of the names instead of one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `hnswdb delete-index`.
+#[derive(Args, Debug)]
+pub(crate) struct DeleteIndexArgs {
+    /// The app's redb database file.
+    pub file: PathBuf,
+    /// The index to delete (its tables only; the app's tables stay).
+    pub name: String,
 }
 
 /// Runs one command.
@@ -273,6 +315,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Compact(args) => inspect::compact(&args),
         Command::Export(args) => maintain::export(&args),
         Command::Import(args) => maintain::import(&args),
+        Command::List(args) => database::list(&args),
+        Command::DeleteIndex(args) => database::delete_index(&args),
     }
 }
 

@@ -5,18 +5,17 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
 
-use hnswdb::Index;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Context;
-use crate::inspect::open;
 use crate::report::{bytes, duration, thousands};
+use crate::target::{Mode, OpenError};
 use crate::{CliError, ExportArgs, ImportArgs};
 
 /// Runs `hnswdb export`: writes the stream to a new file (never over an existing one); a failed
 /// export removes what it wrote.
 pub fn export(args: &ExportArgs) -> Result<(), CliError> {
-    let index = open(&args.index)?;
+    let index = args.target.open()?;
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -43,14 +42,14 @@ pub fn export(args: &ExportArgs) -> Result<(), CliError> {
         Err(e) => {
             drop(file);
             let _ = std::fs::remove_file(&args.file);
-            return Err(e.context(format!("cannot export {}", args.index.display())));
+            return Err(e.context(format!("cannot export {}", args.target)));
         }
     };
     let o = index.options();
     writeln!(
         io::stdout().lock(),
         "{}: exported {} vectors (dim {}, {}, m {}) to {}: {} in {}",
-        args.index.display(),
+        args.target,
         thousands(written.rows),
         o.get_dim(),
         o.get_metric(),
@@ -63,7 +62,7 @@ pub fn export(args: &ExportArgs) -> Result<(), CliError> {
 }
 
 /// Runs `hnswdb import`: creates the index from the stream, rebuilding its graph. A damaged or
-/// truncated stream fails and leaves no index file behind.
+/// truncated stream fails and leaves no index behind (nor a database file `--name` created).
 pub fn import(args: &ImportArgs) -> Result<(), CliError> {
     let file = File::open(&args.file).map_err(|e| CliError::io(&args.file, e))?;
     let len = file
@@ -72,37 +71,39 @@ pub fn import(args: &ImportArgs) -> Result<(), CliError> {
         .len();
     let bar = progress(Some(len), "importing");
     let start = Instant::now();
-    let imported = Index::import(&args.index, bar.wrap_read(file));
+    let imported = args.target.reach(Mode::Import(&mut bar.wrap_read(file)));
     bar.finish_and_clear();
-    let context = format!(
-        "cannot import {} into {}",
-        args.file.display(),
-        args.index.display()
-    );
+    let context = format!("cannot import {} into {}", args.file.display(), args.target);
     let index = match imported {
         Ok(index) => index,
-        Err(hnswdb::Error::InvalidStream { what, location }) => {
+        Err(OpenError::Index {
+            error: hnswdb::Error::InvalidStream { what, location },
+            ..
+        }) => {
             return Err(CliError::new(format!(
                 "{context}: the export file is damaged or not an export: {what} (at {location})"
             )))
         }
-        Err(hnswdb::Error::AlreadyExists { .. }) => {
+        Err(OpenError::Index {
+            error: hnswdb::Error::AlreadyExists { .. },
+            ..
+        }) => {
             return Err(CliError::new(format!(
                 "{context}: {} already exists; import creates a new index, so remove it or \
                  choose another name",
-                args.index.display()
+                args.target
             )))
         }
         Err(e) => return Err(e).context(context),
     };
     let took = start.elapsed();
     let o = index.options();
-    let file_bytes = std::fs::metadata(&args.index).map_or(0, |m| m.len());
+    let file_bytes = std::fs::metadata(&args.target.index).map_or(0, |m| m.len());
     writeln!(
         io::stdout().lock(),
         "{}: imported {} vectors (dim {}, {}, m {}, ef_construction {}) from {} in {} \
-         ({} vectors/s); index file {}",
-        args.index.display(),
+         ({} vectors/s); {} {}",
+        args.target,
         thousands(index.len() as u64),
         o.get_dim(),
         o.get_metric(),
@@ -111,6 +112,10 @@ pub fn import(args: &ImportArgs) -> Result<(), CliError> {
         args.file.display(),
         duration(took),
         thousands((index.len() as f64 / took.as_secs_f64().max(1e-9)).round() as u64),
+        match args.target.name {
+            None => "index file",
+            Some(_) => "database file",
+        },
         bytes(file_bytes)
     )?;
     Ok(())

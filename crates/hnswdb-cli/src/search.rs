@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 use hnswdb::{Hit, Index, SearchParams};
 use serde::Serialize;
 
-use crate::error::Context;
 use crate::report::{self, thousands, SearchPoint};
 use crate::vecio::{self, Vectors};
 use crate::{CliError, SearchArgs};
 
 /// Runs `hnswdb search`.
 pub fn run(args: &SearchArgs) -> Result<(), CliError> {
-    let index = Index::open(&args.index).context("cannot open the index")?;
+    let index = args.target.open()?;
     // Timed searches measure the warm index: wait for the background cache load.
     index.wait_loaded()?;
     let queries = vecio::read_vectors(&args.query)?;

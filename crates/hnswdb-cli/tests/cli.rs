@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 
 use assert_cmd::Command;
+use hnswdb::redb::{self, ReadableDatabase, ReadableTable};
 use predicates::prelude::*;
 use tempfile::TempDir;
 
@@ -122,14 +123,34 @@ fn assert_one_error_line(output: &std::process::Output, expected: &str) {
 #[test]
 fn every_subcommand_has_help() {
     for sub in [
-        "build", "search", "bench", "stats", "verify", "get", "remove", "compact", "export",
+        "build",
+        "search",
+        "bench",
+        "stats",
+        "verify",
+        "get",
+        "remove",
+        "compact",
+        "export",
         "import",
+        "list",
+        "delete-index",
     ] {
         hnswdb()
             .args([sub, "--help"])
             .assert()
             .success()
             .stdout(predicate::str::contains("Usage: hnswdb"));
+    }
+    // Every command that opens or creates an index takes `--name`.
+    for sub in [
+        "build", "search", "stats", "verify", "get", "remove", "compact", "export", "import",
+    ] {
+        hnswdb()
+            .args([sub, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("--name <NAME>"));
     }
     hnswdb().assert().failure().code(2);
 }
@@ -779,4 +800,457 @@ fn bench_runs_small_and_draws_a_plot() {
         .assert()
         .success()
         .stdout(predicate::str::contains("2,000 vectors × 16 dimensions"));
+}
+
+/// The app's own table in the database file that holds the named indexes.
+const APP_TABLE: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("app.rows");
+/// What the app wrote into it.
+const APP_ROWS: [(&str, u64); 3] = [("alpha", 1), ("beta", 2), ("gamma", 3)];
+
+/// Creates the app's database at `path` holding [`APP_TABLE`], written with redb directly.
+fn write_app_database(path: &Path) {
+    let db = redb::Database::create(path).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut table = tx.open_table(APP_TABLE).unwrap();
+        for (key, value) in APP_ROWS {
+            table.insert(key, value).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// Asserts the app's table at `path` still holds exactly [`APP_ROWS`].
+fn assert_app_table_unchanged(path: &Path) {
+    let db = redb::Database::open(path).unwrap();
+    let tx = db.begin_read().unwrap();
+    let table = tx.open_table(APP_TABLE).unwrap();
+    let rows: Vec<(String, u64)> = table
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (key, value) = row.unwrap();
+            (key.value().to_owned(), value.value())
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = APP_ROWS.iter().map(|&(k, v)| (k.to_owned(), v)).collect();
+    assert_eq!(rows, expected);
+}
+
+/// `hnswdb stats --json` of `args`, parsed.
+fn stats_json(args: &[OsString]) -> serde_json::Value {
+    let out = hnswdb()
+        .arg("stats")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The vector `hnswdb get` prints for `args`.
+fn get_vector(args: &[OsString]) -> Vec<f32> {
+    let out = hnswdb().arg("get").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn named_indexes_share_an_app_database() {
+    let f = Fixture::new().built();
+    let app = f.path("app.redb");
+    write_app_database(&app);
+    // `INDEX --name NAME`, as the commands below take it.
+    let named =
+        |name: &str| -> Vec<OsString> { vec![app.clone().into(), "--name".into(), name.into()] };
+
+    // Two indexes built into the app's file: `a` from the base vectors as `index.hnsw` was,
+    // `b` from the queries under another metric.
+    hnswdb()
+        .arg("build")
+        .args(named("a"))
+        .arg("--input")
+        .arg(f.path("base.fvecs"))
+        .args(["--batch", "64"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("\"a\" in")
+                .and(predicate::str::contains("inserted 300 vectors")),
+        );
+    hnswdb()
+        .arg("build")
+        .args(named("b"))
+        .arg("--input")
+        .arg(f.path("query.fvecs"))
+        .args(["--metric", "cosine"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("inserted 20 vectors"));
+    // Building `a` again resumes it: nothing to do.
+    hnswdb()
+        .arg("build")
+        .args(named("a"))
+        .arg("--input")
+        .arg(f.path("base.fvecs"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to do"));
+    // The app's file is no index file of its own: without --name it is refused as before.
+    let out = hnswdb().arg("stats").arg(&app).output().unwrap();
+    assert_one_error_line(&out, "not an hnswdb index");
+
+    hnswdb()
+        .arg("list")
+        .arg(&app)
+        .assert()
+        .success()
+        .stdout("a\nb\n");
+    let out = hnswdb()
+        .arg("list")
+        .arg(&app)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let names: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(names, serde_json::json!(["a", "b"]));
+
+    // The same rows inserted in the same order give the same graph as the index file: the
+    // same hits.
+    let search = |target: Vec<OsString>| {
+        let out = hnswdb()
+            .arg("search")
+            .args(target)
+            .arg("--query")
+            .arg(f.path("query.fvecs"))
+            .args(["-k", "5", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["results"].clone()
+    };
+    assert_eq!(
+        search(named("a")),
+        search(vec![f.path("index.hnsw").into()])
+    );
+
+    let stats = stats_json(&named("a"));
+    assert_eq!(stats["len"], 300);
+    assert_eq!(stats["name"], "a");
+    assert_eq!(stats["path"], app.display().to_string());
+    let stats = stats_json(&named("b"));
+    assert_eq!(stats["len"], 20);
+    assert_eq!(stats["metric"], "cosine");
+    assert!(stats_json(&[f.path("index.hnsw").into()])["name"].is_null());
+    hnswdb()
+        .arg("stats")
+        .args(named("a"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "index            \"a\" in {}",
+            app.display()
+        )));
+
+    hnswdb()
+        .arg("verify")
+        .args(named("a"))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "ok: \"a\" in {} passed",
+            app.display()
+        )));
+    let out = hnswdb()
+        .arg("verify")
+        .args(named("b"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let verify: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verify["ok"], true);
+    assert_eq!(verify["name"], "b");
+    assert_eq!(verify["len"], 20);
+
+    let key = |k: &str, target: Vec<OsString>| {
+        let mut args = target;
+        args.push(k.into());
+        args
+    };
+    assert_eq!(get_vector(&key("7", named("a"))), f.base[7]);
+    assert_eq!(get_vector(&key("3", named("b"))), f.queries[3]);
+
+    hnswdb()
+        .arg("remove")
+        .args(named("a"))
+        .args(["7", "8"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "removed 2 keys; the index holds 298",
+        ));
+    let out = hnswdb()
+        .arg("get")
+        .args(key("7", named("a")))
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "key 7 is not in \"a\" in");
+    // `b` was not touched.
+    assert_eq!(stats_json(&named("b"))["len"], 20);
+
+    // Export `a`, import it as `c` beside it and into a database file of its own.
+    let export = f.path("a.export");
+    hnswdb()
+        .arg("export")
+        .args(named("a"))
+        .arg(&export)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("exported 298 vectors"));
+    hnswdb()
+        .arg("import")
+        .args(named("c"))
+        .arg(&export)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("imported 298 vectors"));
+    hnswdb().arg("verify").args(named("c")).assert().success();
+    assert_eq!(
+        get_vector(&key("9", named("c"))),
+        get_vector(&key("9", named("a")))
+    );
+    let other = f.path("other.redb");
+    hnswdb()
+        .arg("import")
+        .arg(&other)
+        .args(["--name", "copy"])
+        .arg(&export)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("imported 298 vectors"));
+    hnswdb()
+        .arg("list")
+        .arg(&other)
+        .assert()
+        .success()
+        .stdout("copy\n");
+    let out = hnswdb()
+        .arg("import")
+        .args(named("a"))
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "already exists");
+
+    // Compaction is the app's business: a clear error, nothing changed.
+    let out = hnswdb().arg("compact").args(named("a")).output().unwrap();
+    assert_one_error_line(
+        &out,
+        "compact is not available for an index inside an app's database",
+    );
+    assert_eq!(stats_json(&named("a"))["len"], 298);
+
+    // Deleting `b` leaves `a`, `c` and the app's table.
+    hnswdb()
+        .arg("delete-index")
+        .arg(&app)
+        .arg("b")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deleted the index \"b\""));
+    hnswdb()
+        .arg("delete-index")
+        .arg(&app)
+        .arg("b")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("there is no index \"b\""));
+    hnswdb()
+        .arg("list")
+        .arg(&app)
+        .assert()
+        .success()
+        .stdout("a\nc\n");
+    let out = hnswdb().arg("stats").args(named("b")).output().unwrap();
+    assert_one_error_line(&out, "does not exist");
+    hnswdb().arg("verify").args(named("a")).assert().success();
+    hnswdb().arg("verify").args(named("c")).assert().success();
+
+    assert_app_table_unchanged(&app);
+}
+
+#[test]
+fn named_index_errors_give_one_error_line() {
+    let f = Fixture::new();
+    let app = f.path("app.redb");
+    write_app_database(&app);
+    let p = |name: &str| f.path(name).into_os_string();
+    hnswdb()
+        .arg("build")
+        .arg(&app)
+        .args(["--name", "a", "--input"])
+        .arg(f.path("query.fvecs"))
+        .assert()
+        .success();
+    fs::write(f.path("notes.txt"), "just some text\n").unwrap();
+    let name = |n: &str| -> [OsString; 2] { ["--name".into(), n.into()] };
+    let input = || -> [OsString; 2] { ["--input".into(), p("query.fvecs")] };
+    let with = |parts: &[&[OsString]]| -> Vec<OsString> { parts.concat() };
+
+    let cases: Vec<(Vec<OsString>, &str)> = vec![
+        // A name that cannot be an index name.
+        (
+            with(&[&["build".into(), p("app.redb")], &name("a/b"), &input()]),
+            "invalid index name \"a/b\"",
+        ),
+        (
+            with(&[&["build".into(), p("new.redb")], &name("a/b"), &input()]),
+            "invalid index name \"a/b\"",
+        ),
+        (
+            with(&[&["stats".into(), p("app.redb")], &name("a/b")]),
+            "invalid index name",
+        ),
+        (
+            vec!["delete-index".into(), p("app.redb"), "a/b".into()],
+            "invalid index name",
+        ),
+        // A name that is not in the file.
+        (
+            with(&[&["stats".into(), p("app.redb")], &name("nope")]),
+            "does not exist",
+        ),
+        (
+            with(&[&["get".into(), p("app.redb"), "1".into()], &name("nope")]),
+            "does not exist",
+        ),
+        // --name on a file that is not there.
+        (
+            with(&[&["stats".into(), p("missing.redb")], &name("a")]),
+            "missing.redb does not exist",
+        ),
+        (
+            with(&[
+                &[
+                    "search".into(),
+                    p("missing.redb"),
+                    "--query".into(),
+                    p("query.fvecs"),
+                ],
+                &name("a"),
+            ]),
+            "missing.redb does not exist",
+        ),
+        (
+            with(&[&["verify".into(), p("missing.redb")], &name("a")]),
+            "missing.redb does not exist",
+        ),
+        (
+            with(&[
+                &["remove".into(), p("missing.redb"), "1".into()],
+                &name("a"),
+            ]),
+            "missing.redb does not exist",
+        ),
+        (
+            with(&[&["compact".into(), p("missing.redb")], &name("a")]),
+            "missing.redb does not exist",
+        ),
+        (
+            with(&[
+                &["export".into(), p("missing.redb"), p("x.export")],
+                &name("a"),
+            ]),
+            "missing.redb does not exist",
+        ),
+        (
+            vec!["list".into(), p("missing.redb")],
+            "missing.redb does not exist",
+        ),
+        (
+            vec!["delete-index".into(), p("missing.redb"), "a".into()],
+            "missing.redb does not exist",
+        ),
+        // A file that is not a redb database is refused, never initialised.
+        (
+            with(&[&["build".into(), p("notes.txt")], &name("a"), &input()]),
+            "is not a redb database",
+        ),
+        (
+            with(&[
+                &["import".into(), p("notes.txt"), p("notes.txt")],
+                &name("a"),
+            ]),
+            "is not a redb database",
+        ),
+        (
+            vec!["list".into(), p("notes.txt")],
+            "is not a redb database",
+        ),
+        // A failed import leaves no database file behind.
+        (
+            with(&[
+                &["import".into(), p("new.redb"), p("notes.txt")],
+                &name("a"),
+            ]),
+            "not an hnswdb export stream",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = hnswdb().args(&args).output().unwrap();
+        assert_one_error_line(&out, expected);
+    }
+    let out = hnswdb()
+        .arg("verify")
+        .arg(&app)
+        .args(name("nope"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "not_found");
+
+    // Nothing was created, and nothing given was changed.
+    assert!(!f.path("new.redb").exists());
+    assert!(!f.path("missing.redb").exists());
+    assert!(!f.path("x.export").exists());
+    assert_eq!(
+        fs::read_to_string(f.path("notes.txt")).unwrap(),
+        "just some text\n"
+    );
+    hnswdb()
+        .arg("list")
+        .arg(&app)
+        .assert()
+        .success()
+        .stdout("a\n");
+    hnswdb()
+        .arg("verify")
+        .arg(&app)
+        .args(name("a"))
+        .assert()
+        .success();
+    assert_app_table_unchanged(&app);
 }
