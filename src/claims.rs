@@ -8,13 +8,22 @@
 //! [`Error::WriteInProgress`] says so instead.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use redb::{Database, WriteTransaction};
 
-use crate::engine::thread_tag;
 use crate::error::{Error, Location, Result};
 use crate::store;
+
+/// A number for the calling thread, unique in the process and never 0.
+pub(crate) fn thread_tag() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TAG: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TAG.with(|tag| *tag)
+}
 
 /// A database, by the address of its `Database`. A claim is let go before the handle holding
 /// it lets go of the database, so a claim never outlives its database.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 use std::time::Instant;
 
-use crate::claims::{self, NameClaim, WriterClaim};
+use crate::claims::{self, thread_tag, NameClaim, WriterClaim};
 use crate::error::{Error, Location, Result};
 use crate::graph::Params;
 use crate::load_progress::Progress;
@@ -120,15 +120,6 @@ pub(crate) struct Shared {
     /// The [`thread_tag`] of the thread holding `writer` through [`Shared::lock_writer`], else 0.
     writer_thread: AtomicU64,
     pub load: Progress,
-}
-
-/// A number for the calling thread, unique in the process and never 0.
-pub(crate) fn thread_tag() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static TAG: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    TAG.with(|tag| *tag)
 }
 
 /// The writer lock, held by one thread at a time (a [`WriteTxn`], a checkpoint, `compact`).

@@ -660,3 +660,28 @@ fn eventual_durability_per_handle_and_checkpoint_in_an_app_database() {
         index.verify().unwrap();
     }
 }
+
+#[test]
+fn opening_an_app_database_as_an_index_file_names_its_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = app_db(dir.path());
+    let path = dir.path().join("app.redb");
+    drop(db);
+    let e = Index::open(&path).unwrap_err();
+    assert!(
+        matches!(&e, Error::NotAnIndex { detail, .. } if detail == "a redb database without hnswdb tables"),
+        "{e}"
+    );
+    let db = Arc::new(redb::Database::open(&path).unwrap());
+    drop(Index::create_in(Arc::clone(&db), "photos", options(2)).unwrap());
+    drop(db);
+    let e = Index::open(&path).unwrap_err();
+    assert!(
+        matches!(&e, Error::NotAnIndex { detail, .. } if detail.contains("photos") && detail.contains("open_in")),
+        "{e}"
+    );
+    // Refused without a change to the file.
+    let db = Arc::new(redb::Database::open(&path).unwrap());
+    settings_untouched(&db);
+    assert_eq!(index_names(&db).unwrap(), ["photos"]);
+}

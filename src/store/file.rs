@@ -279,7 +279,16 @@ pub(crate) fn read_header(
     let meta = match txn.open_table(names.meta()) {
         Ok(meta) => meta,
         Err(TableError::TableDoesNotExist(_)) => {
-            return Err(not_ours("a redb database without hnswdb tables"))
+            let named = named_indexes(txn)?;
+            return Err(if named.is_empty() {
+                not_ours("a redb database without hnswdb tables")
+            } else {
+                not_ours(&format!(
+                    "an app's redb database holding the named indexes {}; open one by its name \
+                     (Index::open_in; in the CLI, --name)",
+                    named.join(", ")
+                ))
+            });
         }
         Err(e) => return Err(e.into()),
     };
@@ -337,7 +346,11 @@ pub(crate) fn begin_read(db: &Database) -> Result<ReadTransaction> {
 
 /// The names of the indexes in an app's database, ascending.
 pub(crate) fn index_names(db: &Database) -> Result<Vec<String>> {
-    let txn = db.begin_read()?;
+    named_indexes(&db.begin_read()?)
+}
+
+/// The names of the indexes in an app's database at `txn`, ascending.
+fn named_indexes(txn: &ReadTransaction) -> Result<Vec<String>> {
     let mut names: Vec<String> = txn
         .list_tables()?
         .filter_map(|table| TableNames::index_of_meta_table(table.name()).map(str::to_owned))
