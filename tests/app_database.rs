@@ -685,3 +685,24 @@ fn opening_an_app_database_as_an_index_file_names_its_indexes() {
     settings_untouched(&db);
     assert_eq!(index_names(&db).unwrap(), ["photos"]);
 }
+
+#[test]
+fn a_read_txn_is_owned_send_and_sync() {
+    fn owned_send_sync<T: Send + Sync + 'static>() {}
+    owned_send_sync::<hnswdb::ReadTxn>();
+    let dir = tempfile::tempdir().unwrap();
+    let db = app_db(dir.path());
+    let index = Index::create_in(Arc::clone(&db), "notes", options(2)).unwrap();
+    index.insert(1, &[1.0, 0.0]).unwrap();
+    let read = index.read().unwrap();
+    index.insert(2, &[0.0, 1.0]).unwrap();
+    // It outlives the handle and keeps showing its commit.
+    drop(index);
+    let hits = std::thread::spawn(move || read.search(&[0.0, 1.0], 2).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].key, 1);
+    let index = Index::open_in(db, "notes").unwrap();
+    assert_eq!(index.len(), 2);
+}

@@ -2,13 +2,16 @@
 //! inserts, upserts, removes, gets, exact searches (ef ≥ len), committed and aborted
 //! transactions, and reopening the file — for all three metrics. `verify()` after every
 //! sequence. The same runs over an in-memory index, where a reopen becomes a `compact` (a fresh
-//! database, and the snapshot loaded from it), with more cases since it is faster.
+//! database, and the snapshot loaded from it), with more cases since it is faster; and over two
+//! named indexes in one app database (redb in memory) that every write changes alike, `Op::Txn`
+//! through one multi-index transaction, where a reopen opens both by name again.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use hnswdb::{Index, Metric, Options, SearchParams};
+use hnswdb::{redb, Index, Metric, Options, SearchParams};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -94,67 +97,136 @@ fn assert_exact(
     }
 }
 
-/// The index under test: in a file, or in memory.
+/// Where the index under test lives.
+#[derive(Clone, Copy)]
+enum Storage {
+    File,
+    Memory,
+    /// A named index in an app database (redb in memory), beside a second index (`other`)
+    /// that every write changes the same way, in the same transaction for `Op::Txn`.
+    Named,
+}
+
+/// The index under test, and what it lives in.
 struct Subject {
     index: Index,
-    /// The file's folder and path; `None` in memory.
+    /// The file's folder and path (`Storage::File`).
     file: Option<(tempfile::TempDir, std::path::PathBuf)>,
+    /// The app database and the second index in it (`Storage::Named`).
+    app: Option<(Arc<redb::Database>, Index)>,
 }
 
 impl Subject {
-    fn new(in_memory: bool, options: Options) -> Subject {
-        if in_memory {
-            return Subject {
+    fn new(storage: Storage, options: Options) -> Subject {
+        match storage {
+            Storage::Memory => Subject {
                 index: Index::in_memory(options).unwrap(),
                 file: None,
-            };
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.hnsw");
-        Subject {
-            index: Index::create(&path, options).unwrap(),
-            file: Some((dir, path)),
+                app: None,
+            },
+            Storage::File => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("model.hnsw");
+                Subject {
+                    index: Index::create(&path, options).unwrap(),
+                    file: Some((dir, path)),
+                    app: None,
+                }
+            }
+            Storage::Named => {
+                let db = Arc::new(
+                    redb::Database::builder()
+                        .create_with_backend(redb::backends::InMemoryBackend::new())
+                        .unwrap(),
+                );
+                let index = Index::create_in(Arc::clone(&db), "model", options.clone()).unwrap();
+                let other = Index::create_in(Arc::clone(&db), "other", options).unwrap();
+                Subject {
+                    index,
+                    file: None,
+                    app: Some((db, other)),
+                }
+            }
         }
     }
 
-    /// Reads the index back from its storage: reopens the file, or compacts in memory.
+    /// Reads the index back from its storage: reopens the file or the named indexes, or
+    /// compacts in memory.
     fn reload(self) -> Subject {
-        match self.file {
-            Some((dir, path)) => {
+        match (self.file, self.app) {
+            (Some((dir, path)), _) => {
                 drop(self.index);
                 Subject {
                     index: Index::open(&path).unwrap(),
                     file: Some((dir, path)),
+                    app: None,
                 }
             }
-            None => {
+            (None, Some((db, other))) => {
+                drop((self.index, other));
+                Subject {
+                    index: Index::open_in(Arc::clone(&db), "model").unwrap(),
+                    file: None,
+                    app: Some((Arc::clone(&db), Index::open_in(db, "other").unwrap())),
+                }
+            }
+            (None, None) => {
                 self.index.compact().unwrap();
-                self
+                Subject {
+                    index: self.index,
+                    file: None,
+                    app: None,
+                }
             }
         }
     }
+
+    /// The second index of an app database, if any.
+    fn other(&self) -> Option<&Index> {
+        self.app.as_ref().map(|(_, other)| other)
+    }
 }
 
-fn run(in_memory: bool, metric: Metric, m: usize, ops: Vec<Op>) {
+/// Checks that `index` holds exactly `model`, and verifies it.
+fn assert_holds(index: &Index, model: &BTreeMap<u64, Vec<f32>>) {
+    index.verify().unwrap();
+    assert_eq!(
+        index.keys().unwrap(),
+        model.keys().copied().collect::<Vec<_>>()
+    );
+    for (key, v) in model {
+        assert_eq!(index.get(*key).unwrap().as_ref(), Some(v));
+    }
+}
+
+fn run(storage: Storage, metric: Metric, m: usize, ops: Vec<Op>) {
     let options = Options::new(DIM)
         .metric(metric)
         .m(m)
         .ef_construction(16)
         .seed(7);
-    let mut subject = Subject::new(in_memory, options);
+    let mut subject = Subject::new(storage, options);
     let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
     for op in ops {
         if let Op::Reopen = op {
             subject = subject.reload();
         }
         let index = &subject.index;
+        let other = subject.other();
         match op {
             Op::Insert(key, v) => {
                 index.insert(key, &v).unwrap();
+                if let Some(other) = other {
+                    other.insert(key, &v).unwrap();
+                }
                 model.insert(key, v);
             }
             Op::Remove(key) => {
-                assert_eq!(index.remove(key).unwrap(), model.remove(&key).is_some());
+                let present = model.remove(&key).is_some();
+                assert_eq!(index.remove(key).unwrap(), present);
+                if let Some(other) = other {
+                    assert_eq!(other.remove(key).unwrap(), present);
+                }
             }
             Op::Get(key) => assert_eq!(index.get(key).unwrap(), model.get(&key).cloned()),
             Op::Search(q, k) => {
@@ -164,18 +236,30 @@ fn run(in_memory: bool, metric: Metric, m: usize, ops: Vec<Op>) {
                 assert_exact(metric, &model, &q, k, &hits);
             }
             Op::Txn(ops, commit) => {
-                let mut tx = index.write().unwrap();
+                let mut tx = index.write_with(other.as_slice()).unwrap();
                 let mut staged = model.clone();
                 for (key, v) in ops {
                     match v {
                         Some(v) => {
                             tx.insert(key, &v).unwrap();
+                            if let Some(other) = other {
+                                tx.on(other).unwrap().insert(key, &v).unwrap();
+                            }
                             staged.insert(key, v);
                         }
-                        None => assert_eq!(tx.remove(key).unwrap(), staged.remove(&key).is_some()),
+                        None => {
+                            let present = staged.remove(&key).is_some();
+                            assert_eq!(tx.remove(key).unwrap(), present);
+                            if let Some(other) = other {
+                                assert_eq!(tx.on(other).unwrap().remove(key).unwrap(), present);
+                            }
+                        }
                     }
                 }
                 assert_eq!(tx.len(), staged.len());
+                if let Some(other) = other {
+                    assert_eq!(tx.on(other).unwrap().len(), staged.len());
+                }
                 if commit {
                     tx.commit().unwrap();
                     model = staged;
@@ -185,15 +269,14 @@ fn run(in_memory: bool, metric: Metric, m: usize, ops: Vec<Op>) {
             Op::Verify => index.verify().unwrap(),
         }
         assert_eq!(index.len(), model.len());
+        if let Some(other) = other {
+            assert_eq!(other.len(), model.len());
+        }
     }
     let index = &subject.index;
-    index.verify().unwrap();
-    assert_eq!(
-        index.keys().unwrap(),
-        model.keys().copied().collect::<Vec<_>>()
-    );
-    for (key, v) in &model {
-        assert_eq!(index.get(*key).unwrap().as_ref(), Some(v));
+    assert_holds(index, &model);
+    if let Some(other) = subject.other() {
+        assert_holds(other, &model);
     }
     // Reading it back gives the same answers.
     let queries: Vec<Vec<f32>> = model.values().take(5).cloned().collect();
@@ -216,7 +299,7 @@ proptest! {
 
     #[test]
     fn index_matches_model(metric in metric(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
-        run(false, metric, m, ops);
+        run(Storage::File, metric, m, ops);
     }
 }
 
@@ -225,6 +308,15 @@ proptest! {
 
     #[test]
     fn in_memory_index_matches_model(metric in metric(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
-        run(true, metric, m, ops);
+        run(Storage::Memory, metric, m, ops);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn named_indexes_in_an_app_database_match_model(metric in metric(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
+        run(Storage::Named, metric, m, ops);
     }
 }
