@@ -298,9 +298,21 @@ impl Index {
         let claim = claim_name(&db, name)?;
         let db = Db::shared(db, TableNames::named(name));
         let location = Location::Named(name.to_owned());
-        if store::guarded("create", || {
-            store::index_exists(&store::begin_read(&db)?, db.names())
-        })? {
+        let (exists, index_file) = store::guarded("create", || {
+            let txn = store::begin_read(&db)?;
+            Ok((
+                store::index_exists(&txn, db.names())?,
+                store::index_exists(&txn, &TableNames::whole_file())?,
+            ))
+        })?;
+        if index_file {
+            return Err(Error::InvalidOptions {
+                reason: "this redb database is an hnswdb index file, not an app's database: \
+                    create named indexes in the app's own database"
+                    .into(),
+            });
+        }
+        if exists {
             return Err(Error::AlreadyExists { index: location });
         }
         Index::create_over(location, db, options).map(|index| index.holding(claim))
@@ -514,6 +526,20 @@ impl Index {
                 })
             }
         };
+        let db = self.engine.database();
+        if path.is_some()
+            && store::guarded("compact", || {
+                store::has_other_tables(&store::begin_read(&db)?, db.names())
+            })?
+        {
+            return Err(Error::NotInSharedDatabase {
+                operation: "compact",
+                instead: "the index file also holds tables that are not the index's (written \
+                    with redb directly), which a compaction would leave behind; move them out, \
+                    or keep the index in your database with Index::create_in",
+            });
+        }
+        drop(db);
         let counters = self.engine.snapshot().counters;
         let shape = Shape::of(&self.engine.options);
         let (fresh, temp) = match path {

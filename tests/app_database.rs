@@ -706,3 +706,36 @@ fn a_read_txn_is_owned_send_and_sync() {
     let index = Index::open_in(db, "notes").unwrap();
     assert_eq!(index.len(), 2);
 }
+
+#[test]
+fn index_files_and_app_databases_do_not_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.hnsw");
+    let index = Index::create(&path, options(2)).unwrap();
+    index.insert(1, &[1.0, 0.0]).unwrap();
+    drop(index);
+    // A named index in an index file is refused: a compaction of the file would drop it.
+    let db = Arc::new(redb::Database::open(&path).unwrap());
+    let e = Index::create_in(Arc::clone(&db), "extra", options(2)).unwrap_err();
+    assert!(matches!(e, Error::InvalidOptions { .. }), "{e}");
+    assert!(index_names(&db).unwrap().is_empty());
+    // The app's own table written into an index file is never dropped by a compaction.
+    let txn = db.begin_write().unwrap();
+    txn.open_table(SETTINGS)
+        .unwrap()
+        .insert("theme", "dark")
+        .unwrap();
+    txn.commit().unwrap();
+    drop(db);
+    let index = Index::open(&path).unwrap();
+    assert!(matches!(
+        index.compact(),
+        Err(Error::NotInSharedDatabase {
+            operation: "compact",
+            ..
+        })
+    ));
+    assert_eq!(index.len(), 1);
+    drop(index);
+    settings_untouched(&redb::Database::open(&path).unwrap());
+}

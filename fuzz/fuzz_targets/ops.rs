@@ -4,18 +4,23 @@
 //! compaction, under all three metrics and dimensions 1 to 4. Vectors come from a coarse grid
 //! (ties and duplicates) or from raw bits (`-0.0`, subnormals, NaN, huge values).
 //!
-//! One input in four runs on a file, where a reopen opens it again; the others run on
-//! `Index::in_memory`, several times faster, where a reopen compacts (a fresh database, and the
-//! snapshot loaded from it) and keeps the options.
+//! One input in four runs on a file, where a reopen opens it again; one in four on a named index
+//! inside an app database (redb in memory), where every transaction also writes or deletes the
+//! app's row for each key it changes (`WriteTxn::redb`), the rows are checked against the
+//! committed transactions, a reopen opens the index by name again and `compact` must be refused;
+//! the others run on `Index::in_memory`, several times faster, where a reopen compacts (a fresh
+//! database, and the snapshot loaded from it) and keeps the options.
 //!
 //! A crash is: any difference from the model, an error on valid input, a valid result on invalid
 //! input, `verify()` failing, or any panic (libFuzzer's hook aborts on every panic, caught or
 //! not: on a valid file the library must not panic at all).
 #![no_main]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use arbitrary::Arbitrary;
+use hnswdb::redb::{self, ReadableTableMetadata, TableDefinition};
 use hnswdb::{Durability, Error, Hit, Index, Metric, Options, SearchParams};
 use libfuzzer_sys::fuzz_target;
 
@@ -34,7 +39,7 @@ struct Input {
     seed: u8,
     /// Layer-0 cache: none, the vectors of the first 64 ids (one chunk), or all of it.
     cache: u8,
-    /// A file when divisible by 4, else memory.
+    /// A file when 0 modulo 4, a named index in an app database when 1, else memory.
     storage: u8,
     ops: Vec<Op>,
 }
@@ -132,9 +137,21 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// Vectors by key as bit patterns: `get` must give back exactly these.
 type Model = BTreeMap<u64, Vec<u32>>;
 
+/// The app's table beside a named index: one row per key a committed transaction left present.
+const ROWS: TableDefinition<u64, ()> = TableDefinition::new("rows");
+/// The name of the index in the app database.
+const NAME: &str = "fuzz";
+
+/// Where the index lives.
+enum Home {
+    File(std::path::PathBuf),
+    Memory,
+    /// The app database and the keys its `ROWS` table must hold.
+    App(Arc<redb::Database>, BTreeSet<u64>),
+}
+
 struct World {
-    /// The index file; `None` in memory.
-    path: Option<std::path::PathBuf>,
+    home: Home,
     options: Options,
     index: Option<Index>,
     model: Model,
@@ -203,27 +220,32 @@ impl World {
     }
 
     fn reopen(&mut self, eventual: Option<(bool, usize)>) {
-        let Some(path) = &self.path else {
+        if let Home::Memory = self.home {
             self.index().compact().unwrap();
             return;
-        };
+        }
         drop(self.index.take());
-        let index = match eventual {
-            None => Index::open(path).unwrap(),
-            Some((eventual, ef_search)) => {
-                let durability = if eventual {
-                    Durability::Eventual
-                } else {
-                    Durability::Immediate
-                };
-                self.options = self
-                    .options
-                    .clone()
-                    .durability(durability)
-                    .ef_search(ef_search);
-                Index::open_or_create(path, self.options.clone()).unwrap()
-            }
-        };
+        if let Some((eventual, ef_search)) = eventual {
+            let durability = if eventual {
+                Durability::Eventual
+            } else {
+                Durability::Immediate
+            };
+            self.options = self
+                .options
+                .clone()
+                .durability(durability)
+                .ef_search(ef_search);
+        }
+        let options = self.options.clone();
+        let index = match (&self.home, eventual.is_some()) {
+            (Home::File(path), false) => Index::open(path),
+            (Home::File(path), true) => Index::open_or_create(path, options),
+            (Home::App(db, _), false) => Index::open_in(Arc::clone(db), NAME),
+            (Home::App(db, _), true) => Index::open_or_create_in(Arc::clone(db), NAME, options),
+            (Home::Memory, _) => unreachable!("an in-memory index is compacted, not reopened"),
+        }
+        .unwrap();
         assert_eq!(index.options(), &self.options, "options after reopening");
         self.index = Some(index);
     }
@@ -239,6 +261,27 @@ impl World {
         for (key, v) in &self.model {
             let got = index.get(*key).unwrap().map(|g| bits(&g));
             assert_eq!(got.as_ref(), Some(v), "vector of {key}");
+        }
+        if let Home::App(_, rows) = &self.home {
+            let read = index.read().unwrap();
+            let table = match read.redb().open_table(ROWS) {
+                Ok(table) => Some(table),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => panic!("the app's table: {e}"),
+            };
+            let found: BTreeSet<u64> = table
+                .map(|table| {
+                    let keys = table
+                        .range::<u64>(..)
+                        .unwrap()
+                        .map(|row| row.unwrap().0.value());
+                    let keys: BTreeSet<u64> = keys.collect();
+                    assert_eq!(table.len().unwrap(), keys.len() as u64);
+                    keys
+                })
+                .unwrap_or_default();
+            assert_eq!(&found, rows, "the app's rows");
+            assert_eq!(read.len(), self.model.len());
         }
     }
 }
@@ -298,13 +341,25 @@ fn run(input: Input) {
             _ => 1 << 20,
         });
     let dir = (input.storage % 4 == 0).then(scratch_dir);
-    let path = dir.as_ref().map(|dir| dir.path().join("fuzz.hnsw"));
-    let index = match &path {
-        Some(path) => Index::create(path, options.clone()).unwrap(),
-        None => Index::in_memory(options.clone()).unwrap(),
+    let (home, index) = match (&dir, input.storage % 4) {
+        (Some(dir), _) => {
+            let path = dir.path().join("fuzz.hnsw");
+            let index = Index::create(&path, options.clone()).unwrap();
+            (Home::File(path), index)
+        }
+        (None, 1) => {
+            let db = Arc::new(
+                redb::Database::builder()
+                    .create_with_backend(redb::backends::InMemoryBackend::new())
+                    .unwrap(),
+            );
+            let index = Index::create_in(Arc::clone(&db), NAME, options.clone()).unwrap();
+            (Home::App(db, BTreeSet::new()), index)
+        }
+        (None, _) => (Home::Memory, Index::in_memory(options.clone()).unwrap()),
     };
     let mut world = World {
-        path,
+        home,
         options,
         index: Some(index),
         model: Model::new(),
@@ -381,17 +436,30 @@ fn run(input: Input) {
             }
             Op::Txn { ops, commit } => {
                 let mut staged = world.model.clone();
+                let mut staged_rows = match &world.home {
+                    Home::App(_, rows) => Some(rows.clone()),
+                    _ => None,
+                };
                 let mut tx = world.index().write().unwrap();
                 for op in ops.into_iter().take(16) {
                     match op {
                         TxnOp::Insert(k, v) => {
                             let (key, v) = (key(k), floats(v, dim));
-                            world.check_insert(tx.insert(key, &v), key, &v, &mut staged);
+                            let result = tx.insert(key, &v);
+                            if let (Ok(()), Some(rows)) = (&result, &mut staged_rows) {
+                                tx.redb().open_table(ROWS).unwrap().insert(key, ()).unwrap();
+                                rows.insert(key);
+                            }
+                            world.check_insert(result, key, &v, &mut staged);
                         }
                         TxnOp::Remove(k) => {
                             let key = key(k);
                             let existed = tx.remove(key).unwrap();
                             assert_eq!(existed, staged.remove(&key).is_some(), "tx remove {key}");
+                            if let Some(rows) = &mut staged_rows {
+                                tx.redb().open_table(ROWS).unwrap().remove(key).unwrap();
+                                rows.remove(&key);
+                            }
                         }
                         TxnOp::Contains(k) => {
                             let key = key(k);
@@ -405,6 +473,10 @@ fn run(input: Input) {
                 if commit {
                     tx.commit().unwrap();
                     world.model = staged;
+                    if let (Home::App(_, rows), Some(staged_rows)) = (&mut world.home, staged_rows)
+                    {
+                        *rows = staged_rows;
+                    }
                 } else {
                     drop(tx);
                 }
@@ -419,7 +491,11 @@ fn run(input: Input) {
                 world.check_contents();
             }
             Op::Compact => {
-                world.index().compact().unwrap();
+                match (&world.home, world.index().compact()) {
+                    (Home::App(..), Err(Error::NotInSharedDatabase { .. })) => {}
+                    (Home::App(..), other) => panic!("compact in an app database: {other:?}"),
+                    (_, result) => result.unwrap(),
+                }
                 world.check_contents();
             }
             Op::Verify => {

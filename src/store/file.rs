@@ -359,6 +359,13 @@ fn named_indexes(txn: &ReadTransaction) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Whether the database holds any table (plain or multimap) outside `names`.
+pub(crate) fn has_other_tables(txn: &ReadTransaction, names: &TableNames) -> Result<bool> {
+    let ours = |table: &str| names.all().iter().any(|name| name == table);
+    let plain = txn.list_tables()?.any(|table| !ours(table.name()));
+    Ok(plain || txn.list_multimap_tables()?.next().is_some())
+}
+
 /// Deletes every table of `names` in `txn`; returns whether the index had any.
 pub(crate) fn delete_tables(txn: &WriteTransaction, names: &TableNames) -> Result<bool> {
     let mut any = false;
