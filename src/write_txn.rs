@@ -7,10 +7,10 @@ use crate::batch;
 use crate::claims::WriterClaim;
 use crate::engine::{Engine, WriterGuard};
 use crate::error::{Error, Result};
-use crate::graph::{self, Scratch};
+use crate::graph::{self, Params, Scratch};
 use crate::graph_views::{Work, WorkGraph};
 use crate::index::Index;
-use crate::options::Durability;
+use crate::options::{Durability, Options};
 use crate::store::{self, Db, NodeRecord, ReadTables, TableNames, WriteTables};
 
 /// Starting write transactions.
@@ -390,7 +390,13 @@ impl<'a> WriteTxn<'a> {
         self.parts[part].work.snap.counters.len as usize
     }
 
-    fn insert_valid(&mut self, part: usize, key: u64, vector: &[f32]) -> Result<()> {
+    /// Runs `f` on the graph of index `part` as this transaction sees it, with the index's
+    /// options and parameters and the transaction's scratch.
+    fn on_graph<T>(
+        &mut self,
+        part: usize,
+        f: impl FnOnce(&mut WorkGraph<'_, '_>, &Options, &Params, &mut Scratch) -> Result<T>,
+    ) -> Result<T> {
         let Part {
             engine, db, work, ..
         } = &mut self.parts[part];
@@ -403,37 +409,33 @@ impl<'a> WriteTxn<'a> {
             metric: options.metric,
             m0: params.m0,
         };
-        if let Some(old) = node_of(g.work, &tables, key)? {
-            graph::remove(&mut g, old, &params, &mut self.scratch)?;
-            g.work.delete_node(&tables, old)?;
-        }
-        let id = g.work.allocate_id()?;
-        let level = graph::level_for(options.seed, g.work.snap.counters.inserts, options.m);
-        g.work
-            .add_node(id, key, level, vector, options.metric, params.m0)?;
-        let search = options.metric.search_form(vector);
-        graph::insert(&mut g, id, level, &search, &params, &mut self.scratch)
+        f(&mut g, options, &params, &mut self.scratch)
+    }
+
+    fn insert_valid(&mut self, part: usize, key: u64, vector: &[f32]) -> Result<()> {
+        self.on_graph(part, |g, options, params, scratch| {
+            if let Some(old) = node_of(g.work, g.tables, key)? {
+                graph::remove(g, old, params, scratch)?;
+                g.work.delete_node(g.tables, old)?;
+            }
+            let id = g.work.allocate_id()?;
+            let level = graph::level_for(options.seed, g.work.snap.counters.inserts, options.m);
+            g.work
+                .add_node(id, key, level, vector, options.metric, params.m0)?;
+            let search = options.metric.search_form(vector);
+            graph::insert(g, id, level, &search, params, scratch)
+        })
     }
 
     fn remove_valid(&mut self, part: usize, key: u64) -> Result<bool> {
-        let Part {
-            engine, db, work, ..
-        } = &mut self.parts[part];
-        let options = &engine.options;
-        let params = engine.params();
-        let tables = WriteTables::open(&self.txn, db.names(), options.dim)?;
-        let Some(id) = node_of(work, &tables, key)? else {
-            return Ok(false);
-        };
-        let mut g = WorkGraph {
-            work,
-            tables: &tables,
-            metric: options.metric,
-            m0: params.m0,
-        };
-        graph::remove(&mut g, id, &params, &mut self.scratch)?;
-        g.work.delete_node(&tables, id)?;
-        Ok(true)
+        self.on_graph(part, |g, _, params, scratch| {
+            let Some(id) = node_of(g.work, g.tables, key)? else {
+                return Ok(false);
+            };
+            graph::remove(g, id, params, scratch)?;
+            g.work.delete_node(g.tables, id)?;
+            Ok(true)
+        })
     }
 }
 
