@@ -43,7 +43,7 @@ pub struct Index {
 
 /// How an open loads the cache: in the background with the layer-0 budget given (else the
 /// stored one), or the same held back until `resume_load`.
-enum Load {
+pub(crate) enum Load {
     Background(Option<u64>),
     #[cfg(feature = "test-hooks")]
     Paused(Option<u64>),
@@ -193,7 +193,7 @@ impl Index {
     }
 
     /// Opens the index whose tables `db` names, found at `location`.
-    fn open_over(location: Location, db: Db, load: Load) -> Result<Index> {
+    pub(crate) fn open_over(location: Location, db: Db, load: Load) -> Result<Index> {
         let header = store::guarded("open", || {
             store::read_header(&store::begin_read(&db)?, db.names(), &location)
         })?;
@@ -447,8 +447,8 @@ impl Index {
     /// Waits until the background load that [`open`](Index::open) started has finished: from
     /// then on searches run from memory as far as the budget allows. Returns at once for an
     /// index from [`create`](Index::create), or a finished load. An `Err` says why the load
-    /// stopped (a damaged file: [`Error::Corrupt`]); the index still works, reading from the
-    /// file.
+    /// stopped (a damaged file: [`Error::Corrupt`]; a failing disk: [`Error::Io`]); the index
+    /// still works, reading from the file.
     ///
     /// The load installs what it read under the writer lock, so this waits for no
     /// [`WriteTxn`] of the calling thread: there it is [`Error::WriteInProgress`].

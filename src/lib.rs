@@ -11,6 +11,8 @@
 //! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "test-hooks")]
+mod backend_hook;
 mod batch;
 mod chunked;
 mod claims;

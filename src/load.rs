@@ -52,7 +52,10 @@ pub(crate) fn spawn(
             shared.load.set(match result {
                 Ok(()) => Status::Loaded,
                 Err(_) if shared.load.cancel.load(Ordering::Acquire) => Status::Stopped,
-                Err(e) => Status::Failed(e.to_string()),
+                Err(e) => Status::Failed {
+                    damaged: matches!(e, Error::Corrupt { .. }),
+                    what: e.to_string(),
+                },
             });
         })
         .map_err(|source| Error::Thread {

@@ -26,8 +26,12 @@ pub(crate) struct Progress {
 pub(crate) enum Status {
     Loading,
     Loaded,
-    /// The load stopped on an error (the message); searches read the file instead.
-    Failed(String),
+    /// The load stopped on an error: damage (`Corrupt`) or another one, such as an I/O error
+    /// (the message); searches read the file instead.
+    Failed {
+        damaged: bool,
+        what: String,
+    },
     /// Cancelled before it finished.
     Stopped,
 }
@@ -110,10 +114,20 @@ impl Progress {
         }
         match &*status {
             Status::Loaded => Ok(()),
-            Status::Failed(what) => Err(Error::corrupt(
+            Status::Failed {
+                damaged: true,
+                what,
+            } => Err(Error::corrupt(
                 format!("the background load of the cache failed: {what}"),
                 "open",
             )),
+            // An I/O error is no damage: said as what it was, not "restore from a backup".
+            Status::Failed {
+                damaged: false,
+                what,
+            } => Err(Error::Io(std::io::Error::other(format!(
+                "the background load of the cache failed: {what}"
+            )))),
             Status::Loading | Status::Stopped => Err(Error::LoadStopped),
         }
     }
@@ -162,8 +176,20 @@ mod tests {
     fn wait_reports_how_the_load_ended() {
         let progress = Progress::new(false, 0);
         assert!(!progress.is_loaded());
-        progress.set(Status::Failed("damaged".into()));
+        progress.set(Status::Failed {
+            damaged: true,
+            what: "damaged".into(),
+        });
         assert!(matches!(progress.wait(), Err(Error::Corrupt { .. })));
+        progress.set(Status::Failed {
+            damaged: false,
+            what: "storage error: I/O error: EIO".into(),
+        });
+        let e = progress.wait().unwrap_err();
+        assert!(
+            matches!(&e, Error::Io(_)) && e.to_string().contains("EIO"),
+            "{e}"
+        );
         progress.set(Status::Stopped);
         assert!(matches!(progress.wait(), Err(Error::LoadStopped)));
         progress.set_loaded();

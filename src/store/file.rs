@@ -157,6 +157,27 @@ pub(crate) fn create_in_memory() -> Result<Db> {
     })
 }
 
+#[cfg(feature = "test-hooks")]
+impl Db {
+    /// A database of hnswdb's own over any redb storage backend, for the tests of power loss,
+    /// torn writes and I/O errors (`crate::backend_hook`): redb creates a database in an empty
+    /// backend and opens (recovering if need be) the one in a non-empty backend. The same
+    /// builder and cache size as an index file, so the index over it makes the calls a file
+    /// index makes. Only with the `test-hooks` feature.
+    pub(crate) fn over_backend(
+        backend: impl redb::StorageBackend,
+        location: &Location,
+    ) -> Result<Db> {
+        guarded("open", || {
+            Database::builder()
+                .set_cache_size(REDB_CACHE_BYTES)
+                .create_with_backend(backend)
+                .map(Db::owned)
+                .map_err(|e| open_error(e, location))
+        })
+    }
+}
+
 /// Opens the database at `path`, refusing files that are missing, empty or not redb files
 /// without changing them.
 pub(crate) fn open_database(path: &Path) -> Result<Db> {
@@ -190,13 +211,29 @@ pub(crate) fn open_database(path: &Path) -> Result<Db> {
             .set_cache_size(REDB_CACHE_BYTES)
             .open(path)
             .map(Db::owned)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse {
-                    index: Location::File(path.to_owned()),
-                },
-                other => Error::corrupt(format!("redb could not open the file: {other}"), "open"),
-            })
+            .map_err(|e| open_error(e, &Location::File(path.to_owned())))
     })
+}
+
+/// What a failed redb open of the index at `location` means: another handle holds it (`InUse`),
+/// the disk failed (`Storage`: an I/O error is no damage, and a retry may work), or the file is
+/// damaged (`Corrupt`; redb reports some damage as an I/O error of kind `InvalidData`).
+pub(crate) fn open_error(error: redb::DatabaseError, location: &Location) -> Error {
+    use redb::{DatabaseError, StorageError};
+    match error {
+        DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+            index: location.clone(),
+        },
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() != std::io::ErrorKind::InvalidData =>
+        {
+            DatabaseError::Storage(StorageError::Io(io)).into()
+        }
+        DatabaseError::Storage(StorageError::PreviousIo) => {
+            DatabaseError::Storage(StorageError::PreviousIo).into()
+        }
+        other => Error::corrupt(format!("redb could not open the file: {other}"), "open"),
+    }
 }
 
 /// redb's full check of the file: every page checksum and the allocator state (O(file)).
