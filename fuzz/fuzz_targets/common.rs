@@ -1,4 +1,4 @@
-//! What both fuzz targets use.
+//! What the fuzz targets share.
 
 /// A directory in memory when there is one: commits fsync, and tmpfs makes that free.
 pub fn scratch_dir() -> tempfile::TempDir {
