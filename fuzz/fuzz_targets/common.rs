@@ -1,4 +1,5 @@
 //! What the fuzz targets share.
+#![allow(dead_code)]
 
 /// A directory in memory when there is one: commits fsync, and tmpfs makes that free.
 pub fn scratch_dir() -> tempfile::TempDir {
@@ -10,3 +11,7 @@ pub fn scratch_dir() -> tempfile::TempDir {
     }
     tempfile::tempdir().unwrap()
 }
+
+#[path = "../../tests/common/rng.rs"]
+mod rng;
+pub use rng::Rng;

@@ -76,7 +76,10 @@ fn check_imported(index: &Index, stream: &[u8]) {
     index.verify().unwrap();
     let mut again = Vec::new();
     index.export(&mut again).unwrap();
-    assert!(again == stream, "the export differs from the stream imported");
+    assert!(
+        again == stream,
+        "the export differs from the stream imported"
+    );
 }
 
 fn expected_error(e: &Error) -> bool {

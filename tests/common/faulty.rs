@@ -49,7 +49,7 @@ use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use redb::StorageBackend;
+use hnswdb::redb::StorageBackend;
 
 use crate::common::Rng;
 
