@@ -42,14 +42,13 @@
 mod common;
 #[path = "common/faulty.rs"]
 mod faulty;
+use common::trials::{run_trials, trial_seed};
 use common::Rng;
 use faulty::{CutMode, Disk, Fault, FaultKind, FaultyBackend, Op, OpCounts, MAX_FILE_LEN};
 
 use std::collections::BTreeMap;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::time::Instant;
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError,
@@ -814,80 +813,6 @@ fn check_disk(
     Ok(Some(commit))
 }
 
-/// The number of trials of a loop: `HNSWDB_FAULT_TRIALS`, else `default`.
-fn trials(default: u64) -> u64 {
-    std::env::var("HNSWDB_FAULT_TRIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The trials to run: all of `0..n`, or only `HNSWDB_FAULT_TRIAL`.
-fn trial_range(n: u64) -> std::ops::Range<u64> {
-    match std::env::var("HNSWDB_FAULT_TRIAL")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        Some(t) => t..t + 1,
-        None => 0..n,
-    }
-}
-
-fn trial_seed(seed: u64, trial: u64) -> u64 {
-    Rng(seed ^ trial.wrapping_mul(0xA24B_AED4_963E_E407)).next()
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "(not a string)".into())
-}
-
-/// Runs `trial` over the trials, each in `catch_unwind`; prints a tally and fails with every
-/// failure and panic, with its seed and trial.
-fn run_trials(
-    name: &str,
-    default_trials: u64,
-    default_seed: u64,
-    mut trial: impl FnMut(u64, u64) -> Result<String, String>,
-) {
-    let seed = common::seed(default_seed);
-    let n = trials(default_trials);
-    let started = Instant::now();
-    let mut tally: BTreeMap<String, u64> = BTreeMap::new();
-    let mut failures = Vec::new();
-    let range = trial_range(n);
-    let count = range.end - range.start;
-    for t in range {
-        match catch_unwind(AssertUnwindSafe(|| trial(seed, t))) {
-            Ok(Ok(outcome)) => *tally.entry(outcome).or_default() += 1,
-            Ok(Err(failure)) => failures.push(format!(
-                "trial {t} (HNSWDB_SEED={seed} HNSWDB_FAULT_TRIAL={t}): {failure}"
-            )),
-            Err(panic) => failures.push(format!(
-                "trial {t} (HNSWDB_SEED={seed} HNSWDB_FAULT_TRIAL={t}): PANIC in redb or the test: {}",
-                panic_message(&*panic)
-            )),
-        }
-    }
-    eprintln!(
-        "{name}: {count} trials in {:.1?}, {} failed",
-        started.elapsed(),
-        failures.len()
-    );
-    for (outcome, times) in &tally {
-        eprintln!("  {times:>5} x {outcome}");
-    }
-    assert!(
-        failures.is_empty(),
-        "{name}: {} of {count} trials failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
 #[test]
 fn redb_reopens_the_image_it_wrote() {
     let (image, state) = base_image(1);
@@ -1013,7 +938,7 @@ fn cut_trial(
 fn power_cuts_keep_every_durable_commit() {
     let base = base_image(11);
     run_trials("power cuts, Immediate", 500, 0xC0FFEE, |seed, trial| {
-        cut_trial(&base, seed, trial, false)
+        cut_trial(&base, seed, trial, false).map(|outcome| vec![outcome])
     });
 }
 
@@ -1024,7 +949,7 @@ fn power_cuts_with_non_durable_commits_keep_a_state_no_older_than_the_last_durab
         "power cuts, Immediate and None",
         400,
         0xBEEF,
-        |seed, trial| cut_trial(&base, seed, trial, true),
+        |seed, trial| cut_trial(&base, seed, trial, true).map(|outcome| vec![outcome]),
     );
 }
 
@@ -1148,6 +1073,6 @@ fn fault_trial(base: &(Vec<u8>, State), seed: u64, trial: u64) -> Result<String,
 fn injected_eio_and_enospc_return_errors_and_keep_the_last_commit() {
     let base = base_image(13);
     run_trials("injected faults", 500, 0xFA17, |seed, trial| {
-        fault_trial(&base, seed, trial)
+        fault_trial(&base, seed, trial).map(|outcome| vec![outcome])
     });
 }

@@ -51,6 +51,7 @@ mod common;
 mod faulty;
 #[path = "common/fault_workload.rs"]
 mod workload;
+use common::trials::{run_trials, trial_seed};
 use common::Rng;
 use faulty::{Disk, Fault, FaultKind, Op};
 use workload::*;
@@ -99,24 +100,14 @@ fn plan_fault(rng: &mut Rng, disk: &Disk, dry: &Disk, start_len: u64) -> (String
 /// One injected-fault trial.
 fn fault_trial(bases: &Bases, setup: Setup, seed: u64, trial: u64) -> Result<Vec<String>, String> {
     let mut rng = Rng(trial_seed(seed, trial));
-    let dur = Dur::pick(&mut rng, setup);
-    let from_empty = rng.chance(10);
-    let (start, initial) = if from_empty {
-        (Vec::new(), State::default())
-    } else {
-        bases.get(setup, dur).clone()
-    };
-    let steps = 1 + rng.below(16);
-    let plan = plan(&mut rng, steps, 1);
-
-    let dry = Disk::from_image(start.clone());
-    let full = run(&dry, setup, dur, &initial, from_empty, &plan, false);
-    if let Some((step, e)) = full.errors.first() {
-        return Err(format!("the run without a fault failed at {step}: {e}"));
-    }
-    if let Some(violation) = full.violations.first() {
-        return Err(format!("the run without a fault: {violation}"));
-    }
+    let Trial {
+        dur,
+        from_empty,
+        start,
+        initial,
+        plan,
+        dry,
+    } = dry_run(&mut rng, bases, setup, 10, "fault")?;
     let disk = Disk::from_image(start.clone());
     let (label, planned, sticky) = plan_fault(&mut rng, &disk, &dry, start.len() as u64);
     let faulted = run(&disk, setup, dur, &initial, from_empty, &plan, true);

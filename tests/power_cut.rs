@@ -55,6 +55,7 @@ mod common;
 mod faulty;
 #[path = "common/fault_workload.rs"]
 mod workload;
+use common::trials::{run_trials, trial_seed};
 use common::Rng;
 use faulty::{CutMode, Disk};
 use workload::*;
@@ -64,24 +65,14 @@ use workload::*;
 /// reopened and checked.
 fn cut_trial(bases: &Bases, setup: Setup, seed: u64, trial: u64) -> Result<Vec<String>, String> {
     let mut rng = Rng(trial_seed(seed, trial));
-    let dur = Dur::pick(&mut rng, setup);
-    let from_empty = rng.chance(15);
-    let (start, initial) = if from_empty {
-        (Vec::new(), State::default())
-    } else {
-        bases.get(setup, dur).clone()
-    };
-    let steps = 1 + rng.below(16);
-    let plan = plan(&mut rng, steps, 1);
-
-    let dry = Disk::from_image(start.clone());
-    let full = run(&dry, setup, dur, &initial, from_empty, &plan, false);
-    if let Some((step, e)) = full.errors.first() {
-        return Err(format!("the run without a cut failed at {step}: {e}"));
-    }
-    if let Some(violation) = full.violations.first() {
-        return Err(format!("the run without a cut: {violation}"));
-    }
+    let Trial {
+        dur,
+        from_empty,
+        start,
+        initial,
+        plan,
+        dry,
+    } = dry_run(&mut rng, bases, setup, 15, "cut")?;
     let total = dry.counts().mutations();
     let cut = rng.below(total + 1);
 

@@ -7,9 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
 
 use hnswdb::redb::{self, ReadableTable, TableDefinition};
 use hnswdb::{Durability, Error, Index, Metric, Options};
@@ -894,81 +892,50 @@ impl Bases {
     }
 }
 
-/// The number of trials: `HNSWDB_FAULT_TRIALS`, else `default`.
-pub fn trials(default: u64) -> u64 {
-    std::env::var("HNSWDB_FAULT_TRIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+/// A trial's workload, before anything is injected: its durability, start image and state,
+/// plan, and the disk it ran on once without a fault (its counts say how many calls it makes).
+pub struct Trial {
+    pub dur: Dur,
+    pub from_empty: bool,
+    pub start: Vec<u8>,
+    pub initial: State,
+    pub plan: Vec<Step>,
+    pub dry: Disk,
 }
 
-/// The trials to run: all of `0..n`, or only `HNSWDB_FAULT_TRIAL`.
-pub fn trial_range(n: u64) -> std::ops::Range<u64> {
-    match std::env::var("HNSWDB_FAULT_TRIAL")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        Some(t) => t..t + 1,
-        None => 0..n,
+/// Draws trial `trial`'s workload from `rng` (from an empty disk with `empty_percent` chance,
+/// else from the base image) and runs it once without a fault, which must go through
+/// (`what` names the fault in the error).
+pub fn dry_run(
+    rng: &mut Rng,
+    bases: &Bases,
+    setup: Setup,
+    empty_percent: u64,
+    what: &str,
+) -> Result<Trial, String> {
+    let dur = Dur::pick(rng, setup);
+    let from_empty = rng.chance(empty_percent);
+    let (start, initial) = if from_empty {
+        (Vec::new(), State::default())
+    } else {
+        bases.get(setup, dur).clone()
+    };
+    let steps = 1 + rng.below(16);
+    let plan = plan(rng, steps, 1);
+    let dry = Disk::from_image(start.clone());
+    let full = run(&dry, setup, dur, &initial, from_empty, &plan, false);
+    if let Some((step, e)) = full.errors.first() {
+        return Err(format!("the run without a {what} failed at {step}: {e}"));
     }
-}
-
-pub fn trial_seed(seed: u64, trial: u64) -> u64 {
-    Rng(seed ^ trial.wrapping_mul(0xA24B_AED4_963E_E407)).next()
-}
-
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "(not a string)".into())
-}
-
-/// Runs `trial` over the trials, each in `catch_unwind`; prints a tally (each trial gives one
-/// or more outcome lines) and fails with every failure and panic, with its seed and trial.
-pub fn run_trials(
-    name: &str,
-    default_trials: u64,
-    default_seed: u64,
-    mut trial: impl FnMut(u64, u64) -> Result<Vec<String>, String>,
-) {
-    let seed = crate::common::seed(default_seed);
-    let n = trials(default_trials);
-    let started = Instant::now();
-    let mut tally: BTreeMap<String, u64> = BTreeMap::new();
-    let mut failures = Vec::new();
-    let range = trial_range(n);
-    let count = range.end - range.start;
-    for t in range {
-        match catch_unwind(AssertUnwindSafe(|| trial(seed, t))) {
-            Ok(Ok(outcomes)) => {
-                for outcome in outcomes {
-                    *tally.entry(outcome).or_default() += 1;
-                }
-            }
-            Ok(Err(failure)) => failures.push(format!(
-                "trial {t} (HNSWDB_SEED={seed} HNSWDB_FAULT_TRIAL={t}): {failure}"
-            )),
-            Err(panic) => failures.push(format!(
-                "trial {t} (HNSWDB_SEED={seed} HNSWDB_FAULT_TRIAL={t}): PANIC (in hnswdb, redb \
-                 or a check of a search's hits): {}",
-                panic_message(&*panic)
-            )),
-        }
+    if let Some(violation) = full.violations.first() {
+        return Err(format!("the run without a {what}: {violation}"));
     }
-    eprintln!(
-        "{name}: {count} trials in {:.1?}, {} failed (seed {seed})",
-        started.elapsed(),
-        failures.len()
-    );
-    for (outcome, times) in &tally {
-        eprintln!("  {times:>6} x {outcome}");
-    }
-    assert!(
-        failures.is_empty(),
-        "{name}: {} of {count} trials failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    Ok(Trial {
+        dur,
+        from_empty,
+        start,
+        initial,
+        plan,
+        dry,
+    })
 }

@@ -4,6 +4,7 @@
 #[cfg(unix)]
 pub mod child;
 mod rng;
+pub mod trials;
 pub use rng::Rng;
 
 use std::io::Write;
