@@ -741,6 +741,38 @@ impl Index {
         read_txn::search(&self.engine.snapshot(), &self.engine.options, query, params)
     }
 
+    /// The nearest keys to each of `queries` (in their order), each as
+    /// [`search_with`](Index::search_with) with `params`, spread over
+    /// [`SearchParams::threads`] threads (every core by default; the calling thread is one of
+    /// them). All the queries see one and the same commit. `queries` is any slice of vectors:
+    /// `&[Vec<f32>]`, `&[[f32; N]]`, `&[&[f32]]`.
+    ///
+    /// Every query is checked first: a query of the wrong length, with a NaN or infinite
+    /// component (or all zero under cosine), fails the whole batch before any search runs.
+    /// A filter is called from every thread of the batch.
+    ///
+    /// ```
+    /// use hnswdb::{Index, Metric, Options, SearchParams};
+    /// let index = Index::in_memory(Options::new(2).metric(Metric::L2))?;
+    /// index.insert_batch((0..100u64).map(|k| (k, [k as f32, 1.0])))?;
+    /// let queries = vec![vec![3.1, 1.0], vec![42.0, 1.0], vec![97.8, 1.0]];
+    /// let answers = index.search_batch(&queries, &SearchParams::new(1).threads(2))?;
+    /// let nearest: Vec<u64> = answers.iter().map(|hits| hits[0].key).collect();
+    /// assert_eq!(nearest, [3, 42, 98]);
+    /// # Ok::<(), hnswdb::Error>(())
+    /// ```
+    pub fn search_batch<Q>(&self, queries: &[Q], params: &SearchParams) -> Result<Vec<Vec<Hit>>>
+    where
+        Q: AsRef<[f32]> + Sync,
+    {
+        read_txn::search_batch(
+            &self.engine.snapshot(),
+            &self.engine.options,
+            queries,
+            params,
+        )
+    }
+
     /// The vector stored under `key`, exactly as inserted.
     pub fn get(&self, key: u64) -> Result<Option<Vec<f32>>> {
         read_txn::get(&self.engine.snapshot(), key)

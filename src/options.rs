@@ -134,9 +134,27 @@ pub struct Options {
 pub(crate) const MAX_DIM: usize = 65_536;
 /// Largest accepted `m` (layer 0 holds `2*m`, and lists are stored with `u32` ids).
 pub(crate) const MAX_M: usize = 256;
-/// Largest accepted `build_threads`: far beyond any useful count, small enough that a typo
-/// (say `usize::MAX`) is refused instead of trying to start that many threads.
-pub(crate) const MAX_BUILD_THREADS: usize = 1024;
+/// Largest accepted `build_threads` or search `threads`: far beyond any useful count, small
+/// enough that a typo (say `usize::MAX`) is refused instead of trying to start that many threads.
+pub(crate) const MAX_THREADS: usize = 1024;
+
+/// A thread count as the user gives it: 0 means [`std::thread::available_parallelism`].
+fn resolve_threads(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// The error for a thread count over [`MAX_THREADS`], naming the `setting`.
+fn check_threads(setting: &str, threads: usize) -> Result<()> {
+    if threads > MAX_THREADS {
+        return Err(Error::InvalidOptions {
+            reason: format!("{setting} must be 0 (all cores) to {MAX_THREADS}, got {threads}"),
+        });
+    }
+    Ok(())
+}
 /// Default budget of the layer-0 cache.
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
@@ -269,10 +287,7 @@ impl Options {
 
     /// The threads of a batch insert, 0 resolved to the available parallelism.
     pub fn get_build_threads(&self) -> usize {
-        match self.build_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
+        resolve_threads(self.build_threads)
     }
 
     /// Checks every setting; the error names the first one out of range.
@@ -296,13 +311,7 @@ impl Options {
                 self.ef_search
             ));
         }
-        if self.build_threads > MAX_BUILD_THREADS {
-            return bad(format!(
-                "build_threads must be 0 (all cores) to {MAX_BUILD_THREADS}, got {}",
-                self.build_threads
-            ));
-        }
-        Ok(())
+        check_threads("build_threads", self.build_threads)
     }
 }
 
@@ -310,8 +319,9 @@ impl Options {
 /// borrow for `'f`.
 pub(crate) type KeyFilter<'f> = Arc<dyn Fn(u64) -> bool + Send + Sync + 'f>;
 
-/// Parameters of one search: `k`, and optionally `ef` and a key filter. The filter may borrow
-/// (a local set, the app's tables through [`ReadTxn::redb`](crate::ReadTxn::redb)) for `'f`.
+/// Parameters of a search: `k`, and optionally `ef`, a key filter and the threads of a
+/// [`search_batch`](crate::Index::search_batch). The filter may borrow (a local set, the app's
+/// tables through [`ReadTxn::redb`](crate::ReadTxn::redb)) for `'f`.
 ///
 /// ```
 /// use std::collections::HashSet;
@@ -327,15 +337,18 @@ pub struct SearchParams<'f> {
     pub(crate) k: usize,
     pub(crate) ef: Option<usize>,
     pub(crate) filter: Option<KeyFilter<'f>>,
+    threads: usize,
 }
 
 impl<'f> SearchParams<'f> {
-    /// Search for the `k` nearest keys, with the index's default `ef_search`.
+    /// Search for the `k` nearest keys, with the index's default `ef_search`, no filter, and
+    /// batches on every core.
     pub fn new(k: usize) -> SearchParams<'f> {
         SearchParams {
             k,
             ef: None,
             filter: None,
+            threads: 0,
         }
     }
 
@@ -355,9 +368,28 @@ impl<'f> SearchParams<'f> {
         self
     }
 
+    /// Threads of a [`search_batch`](crate::Index::search_batch): 0 (the default) means
+    /// [`std::thread::available_parallelism`], 1 the calling thread only; at most 1024 (more is
+    /// `Error::InvalidOptions`). A batch never starts more threads than it has queries for. A
+    /// single search always runs on the calling thread.
+    pub fn threads(mut self, threads: usize) -> SearchParams<'f> {
+        self.threads = threads;
+        self
+    }
+
     /// The number of hits asked for.
     pub fn get_k(&self) -> usize {
         self.k
+    }
+
+    /// The threads of a batch, 0 resolved to the available parallelism.
+    pub fn get_threads(&self) -> usize {
+        resolve_threads(self.threads)
+    }
+
+    /// Checks the settings a search cannot run with.
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_threads("threads", self.threads)
     }
 }
 
@@ -367,6 +399,7 @@ impl fmt::Debug for SearchParams<'_> {
             .field("k", &self.k)
             .field("ef", &self.ef)
             .field("filter", &self.filter.is_some())
+            .field("threads", &self.threads)
             .finish()
     }
 }

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::error::Result;
@@ -70,6 +71,15 @@ impl ReadTxn {
     /// [`Index::search_with`](crate::Index::search_with).
     pub fn search_with(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
         search(&self.snap, &self.options, query, params)
+    }
+
+    /// The nearest keys to each of `queries`, as
+    /// [`Index::search_batch`](crate::Index::search_batch), all at this read's commit.
+    pub fn search_batch<Q>(&self, queries: &[Q], params: &SearchParams) -> Result<Vec<Vec<Hit>>>
+    where
+        Q: AsRef<[f32]> + Sync,
+    {
+        search_batch(&self.snap, &self.options, queries, params)
     }
 
     /// The vector stored under `key`, exactly as inserted.
@@ -167,6 +177,85 @@ pub(crate) fn search(
         return Err(e);
     }
     result
+}
+
+/// Queries a batch thread takes at a time: small enough to even out the threads' loads, large
+/// enough that taking them costs nothing.
+const BATCH_CHUNK: usize = 8;
+
+/// [`search`] for each of `queries`, on `params.threads` threads (the calling one among them),
+/// each taking the next [`BATCH_CHUNK`] queries until none are left. Every query is checked
+/// before any search starts, so a bad one fails the batch at once; a filter's panic reaches
+/// the caller, as in [`search`].
+pub(crate) fn search_batch<Q>(
+    snap: &Snapshot,
+    options: &Options,
+    queries: &[Q],
+    params: &SearchParams,
+) -> Result<Vec<Vec<Hit>>>
+where
+    Q: AsRef<[f32]> + Sync,
+{
+    params.validate()?;
+    for query in queries {
+        options.metric.validate(options.dim, query.as_ref())?;
+    }
+    let threads = params
+        .get_threads()
+        .min(queries.len().div_ceil(BATCH_CHUNK));
+    if threads <= 1 {
+        return queries
+            .iter()
+            .map(|query| search(snap, options, query.as_ref(), params))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let work = || -> Result<Vec<(usize, Vec<Hit>)>> {
+        let mut done = Vec::new();
+        loop {
+            let start = next.fetch_add(BATCH_CHUNK, Ordering::Relaxed);
+            if start >= queries.len() || failed.load(Ordering::Relaxed) {
+                return Ok(done);
+            }
+            for (i, query) in queries.iter().enumerate().skip(start).take(BATCH_CHUNK) {
+                match search(snap, options, query.as_ref(), params) {
+                    Ok(hits) => done.push((i, hits)),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        // A panic here (a filter's) propagates from the scope once the helpers are done.
+        let mine = work();
+        let mut answers = vec![Vec::new(); queries.len()];
+        let mut error = None;
+        for part in std::iter::once(mine).chain(
+            helpers
+                .into_iter()
+                .map(|helper| helper.join().unwrap_or_else(|panic| resume_unwind(panic))),
+        ) {
+            match part {
+                Ok(done) => {
+                    for (i, hits) in done {
+                        answers[i] = hits;
+                    }
+                }
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(answers),
+        }
+    })
 }
 
 /// The vector stored under `key`, exactly as inserted.
