@@ -1,7 +1,7 @@
 //! The index's operations on real data (the repository's `tests/data/bigann10k/heldout`, a
 //! data-set folder holding base.fvecs, query.fvecs, gt.ivecs: 9,000 × 128, L2, m=16,
-//! ef_construction=200): search at several `ef` with the layer-0 cache on and off, a
-//! single insert and remove (graph work with `Durability::Eventual`, and with the fsync of
+//! ef_construction=200): search at several `ef` with the layer-0 cache on and off, all the
+//! queries in one `search_batch` on one and on two threads, a single insert and remove (graph work with `Durability::Eventual`, and with the fsync of
 //! `Immediate`), and open + first query.
 //!
 //! ```sh
@@ -85,6 +85,19 @@ fn benches(c: &mut Criterion) {
             });
         }
     }
+    g.finish();
+
+    // All 1,000 queries in one call, on one thread and on two (the cached index).
+    let mut g = c.benchmark_group("search_batch");
+    g.throughput(criterion::Throughput::Elements(data.queries.len() as u64));
+    let index = Index::open_or_create(&built, options(Durability::Immediate, 1 << 30)).unwrap();
+    for threads in [1, 2] {
+        let params = SearchParams::new(10).ef(64).threads(threads);
+        g.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, _| {
+            b.iter(|| index.search_batch(black_box(&data.queries), &params))
+        });
+    }
+    drop(index);
     g.finish();
 
     let mut g = c.benchmark_group("write");

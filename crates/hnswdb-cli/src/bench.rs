@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::build::insert_rows;
 use crate::data::{self, Clustered};
 use crate::error::Context;
-use crate::report::{self, bytes, duration, thousands, SearchPoint};
-use crate::search::{check_truth, evaluate, micros, percentile};
+use crate::report::{self, bytes, duration, thousands, BatchPoint, SearchPoint};
+use crate::search::{check_truth, evaluate, evaluate_batch, micros, percentile};
 use crate::vecio::{self, Vectors};
 use crate::{BenchArgs, CacheArg, CliError};
 
@@ -90,7 +90,13 @@ struct CacheSweep {
     /// From the start of the open until the background cache load finished.
     loaded_ms: f64,
     sweep: Vec<SearchPoint>,
+    /// All the queries in one `search_batch` call at [`BATCH_EF`], on one thread and on the
+    /// bench's threads.
+    batch: Vec<BatchPoint>,
 }
+
+/// The `ef` of the batch-search measurement.
+const BATCH_EF: usize = 64;
 
 /// Runs `hnswdb bench`.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
@@ -298,12 +304,36 @@ fn sweep_with_cache(
         out.flush()?;
         sweep.push(point);
     }
+    let mut batch = Vec::new();
+    for threads in [1, args.threads] {
+        let mut point = evaluate_batch(&index, &data.queries, &data.truth, k, BATCH_EF, threads)?;
+        for _ in 1..RUNS {
+            let again = evaluate_batch(&index, &data.queries, &data.truth, k, BATCH_EF, threads)?;
+            if again.qps > point.qps {
+                point = again;
+            }
+        }
+        batch.push(point);
+    }
+    if let [one, all] = &batch[..] {
+        writeln!(
+            out,
+            "batch search: all queries in one `search_batch` call at ef {BATCH_EF}, best of {RUNS}: \
+             {} queries/s on 1 thread, {} on {} threads ({:.2}×); recall@{k} {:.4}",
+            thousands(one.qps.round() as u64),
+            thousands(all.qps.round() as u64),
+            all.threads,
+            all.qps / one.qps,
+            all.recall
+        )?;
+    }
     Ok(CacheSweep {
         cache,
         open_ms: ms(open_time),
         first_query_ms: ms(first_query),
         loaded_ms: ms(loaded),
         sweep,
+        batch,
     })
 }
 

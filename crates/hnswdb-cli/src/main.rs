@@ -210,7 +210,7 @@ pub(crate) struct BenchArgs {
     /// Rows per committed transaction while building; 0 builds in one transaction
     #[arg(long, default_value_t = 0)]
     pub batch: usize,
-    /// Threads of the batch build; 0 uses every core
+    /// Threads of the batch build and of the batch search; 0 uses every core
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Layer-0 cache for the sweep: on (all of it in memory), off (layer 0 read from the file),

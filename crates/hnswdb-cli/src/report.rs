@@ -123,6 +123,19 @@ pub struct SearchPoint {
     pub p99_us: f64,
 }
 
+/// One measured batch search: every query in one `search_batch` call.
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchPoint {
+    /// The candidate-list size searched with.
+    pub ef: usize,
+    /// Threads of the batch.
+    pub threads: usize,
+    /// Mean fraction of the exact k nearest neighbours found.
+    pub recall: f64,
+    /// Queries per second of the whole batch.
+    pub qps: f64,
+}
+
 /// The header of the ef-sweep table; rows from [`sweep_line`] line up under it.
 pub fn sweep_header(k: usize) -> String {
     format!(

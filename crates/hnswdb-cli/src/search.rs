@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hnswdb::{Hit, Index, SearchParams};
 use serde::Serialize;
 
-use crate::report::{self, thousands, SearchPoint};
+use crate::report::{self, thousands, BatchPoint, SearchPoint};
 use crate::vecio::{self, Vectors};
 use crate::{CliError, SearchArgs};
 
@@ -96,16 +96,13 @@ pub fn evaluate(
 ) -> Result<SearchPoint, CliError> {
     let params = SearchParams::new(k).ef(ef);
     let mut latencies = Vec::with_capacity(queries.len());
-    let mut found = 0usize;
-    let mut wanted = 0usize;
+    let (mut found, mut wanted) = (0, 0);
     let start = Instant::now();
     for (q, expected) in queries.rows().zip(truth) {
         let t = Instant::now();
         let hits = index.search_with(q, &params)?;
         latencies.push(t.elapsed());
-        let expected: HashSet<u64> = expected.iter().take(k).copied().collect();
-        wanted += expected.len();
-        found += hits.iter().filter(|h| expected.contains(&h.key)).count();
+        count_found(&hits, expected, k, &mut found, &mut wanted);
     }
     let total = start.elapsed();
     latencies.sort_unstable();
@@ -113,15 +110,56 @@ pub fn evaluate(
         ef,
         k,
         queries: queries.len(),
-        recall: if wanted == 0 {
-            1.0
-        } else {
-            found as f64 / wanted as f64
-        },
+        recall: recall(found, wanted),
         qps: queries.len() as f64 / total.as_secs_f64().max(1e-9),
         p50_us: micros(percentile(&latencies, 0.50)),
         p99_us: micros(percentile(&latencies, 0.99)),
     })
+}
+
+/// Searches every query in one [`Index::search_batch`] call on `threads` threads (0: every
+/// core) with `k` and `ef`, and measures recall@k against `truth` (as [`evaluate`]) and
+/// queries per second.
+pub fn evaluate_batch(
+    index: &Index,
+    queries: &Vectors,
+    truth: &[Vec<u64>],
+    k: usize,
+    ef: usize,
+    threads: usize,
+) -> Result<BatchPoint, CliError> {
+    let params = SearchParams::new(k).ef(ef).threads(threads);
+    let rows: Vec<&[f32]> = queries.rows().collect();
+    let start = Instant::now();
+    let answers = index.search_batch(&rows, &params)?;
+    let total = start.elapsed();
+    let (mut found, mut wanted) = (0, 0);
+    for (hits, expected) in answers.iter().zip(truth) {
+        count_found(hits, expected, k, &mut found, &mut wanted);
+    }
+    Ok(BatchPoint {
+        ef,
+        threads: params.get_threads(),
+        recall: recall(found, wanted),
+        qps: queries.len() as f64 / total.as_secs_f64().max(1e-9),
+    })
+}
+
+/// Adds to `found` how many of the first `k` of `expected` are among `hits`, and their number
+/// to `wanted`.
+fn count_found(hits: &[Hit], expected: &[u64], k: usize, found: &mut usize, wanted: &mut usize) {
+    let expected: HashSet<u64> = expected.iter().take(k).copied().collect();
+    *wanted += expected.len();
+    *found += hits.iter().filter(|h| expected.contains(&h.key)).count();
+}
+
+/// `found / wanted`, 1 when nothing was wanted.
+fn recall(found: usize, wanted: usize) -> f64 {
+    if wanted == 0 {
+        1.0
+    } else {
+        found as f64 / wanted as f64
+    }
 }
 
 /// The nearest-rank percentile `p` (0 to 1) of sorted `values`.

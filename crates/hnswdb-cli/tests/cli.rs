@@ -759,6 +759,8 @@ fn bench_runs_small_and_draws_a_plot() {
             "50",
             "--ef",
             "16,64",
+            "--threads",
+            "2",
         ])
         .args(["--ef-construction", "64", "--save-data", "--out"])
         .arg(dir.path())
@@ -785,6 +787,19 @@ fn bench_runs_small_and_draws_a_plot() {
         "the cache changed the answers"
     );
     assert!(svg.contains("layer-0 cache off"));
+    // The batch search gives the one-query-per-call answers at ef 64, on 1 thread and on 2.
+    for sweep in sweeps {
+        let batch = sweep["batch"].as_array().unwrap();
+        let threads: Vec<u64> = batch
+            .iter()
+            .map(|b| b["threads"].as_u64().unwrap())
+            .collect();
+        assert_eq!(threads, [1, 2]);
+        for point in batch {
+            assert_eq!(point["ef"], 64);
+            assert_eq!(point["recall"], sweep["sweep"][1]["recall"]);
+        }
+    }
 
     // The saved data set runs through `bench --input` with its truth file.
     hnswdb()
