@@ -14,4 +14,6 @@ pub fn scratch_dir() -> tempfile::TempDir {
 
 #[path = "../../tests/common/rng.rs"]
 mod rng;
+// For `tests/common/faulty.rs` in the power_cut target; the other targets do not use it.
+#[allow(unused_imports)]
 pub use rng::Rng;

@@ -1,6 +1,7 @@
 //! Operation sequences on an index, checked against a model (a `BTreeMap` and brute force):
 //! inserts, upserts, batches, removes, gets, exact searches (`ef >= len`, with and without a
-//! filter), committed and dropped transactions, reopening (with new per-open options) and
+//! filter), batch searches on 1 to 3 threads (each answer that of `search_with`, a bad query
+//! failing the batch), committed and dropped transactions, reopening (with new per-open options) and
 //! compaction, under all three metrics and dimensions 1 to 4. Vectors come from a coarse grid
 //! (ties and duplicates) or from raw bits (`-0.0`, subnormals, NaN, huge values).
 //!
@@ -80,6 +81,15 @@ enum Op {
     },
     Compact,
     Verify,
+    SearchBatch {
+        queries: Vec<Vector>,
+        /// The batch is `queries` this many times over (each copy shifted), so that short
+        /// inputs make batches long enough for several threads.
+        copies: u8,
+        k: u8,
+        threads: u8,
+        filtered: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -217,6 +227,28 @@ impl World {
             return;
         }
         assert_exact(self.metric(), &live, query, k, &hits);
+    }
+
+    /// `search_batch` on `threads` threads gives exactly the answers of `search_with`, or, when
+    /// one of them fails, fails too.
+    fn search_batch(&self, queries: &[Vec<f32>], k: usize, threads: usize, filtered: bool) {
+        let index = self.index();
+        let mut params = SearchParams::new(k)
+            .ef(self.model.len().max(1))
+            .threads(threads);
+        if filtered {
+            params = params.filter(|key| key % 3 != 0);
+        }
+        let single: hnswdb::Result<Vec<Vec<Hit>>> = queries
+            .iter()
+            .map(|q| index.search_with(q, &params))
+            .collect();
+        let batch = index.search_batch(queries, &params);
+        match (single, batch) {
+            (Ok(single), Ok(batch)) => assert_eq!(single, batch, "batch on {threads} threads"),
+            (Err(_), Err(_)) => {}
+            (single, batch) => panic!("single searches {single:?}, batch {batch:?}"),
+        }
     }
 
     fn reopen(&mut self, eventual: Option<(bool, usize)>) {
@@ -433,6 +465,30 @@ fn run(input: Input) {
                 let modulus = 1 + u64::from(modulus % 5);
                 let filter = (modulus, u64::from(rest) % modulus);
                 world.search(&floats(query, dim), usize::from(k % 12), 0, Some(filter));
+            }
+            Op::SearchBatch {
+                queries,
+                copies,
+                k,
+                threads,
+                filtered,
+            } => {
+                let queries: Vec<Vec<f32>> = queries.into_iter().map(|q| floats(q, dim)).collect();
+                let queries: Vec<Vec<f32>> = (0..1 + copies % 16)
+                    .flat_map(|copy| {
+                        queries.iter().map(move |q| {
+                            let mut q = q.clone();
+                            q[0] += f32::from(copy) / 4.0;
+                            q
+                        })
+                    })
+                    .collect();
+                world.search_batch(
+                    &queries,
+                    usize::from(k % 12),
+                    usize::from(threads % 4),
+                    filtered,
+                );
             }
             Op::Txn { ops, commit } => {
                 let mut staged = world.model.clone();
