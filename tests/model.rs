@@ -1,10 +1,10 @@
 //! The index against a model (a `BTreeMap` and brute force) over random operation sequences:
-//! inserts, upserts, removes, gets, exact searches (ef ≥ len), committed and aborted
-//! transactions, and reopening the file — for all three metrics. `verify()` after every
-//! sequence. The same runs over an in-memory index, where a reopen becomes a `compact` (a fresh
-//! database, and the snapshot loaded from it), with more cases since it is faster; and over two
-//! named indexes in one app database (redb in memory) that every write changes alike, `Op::Txn`
-//! through one multi-index transaction, where a reopen opens both by name again.
+//! inserts, upserts, removes, gets, exact searches (ef ≥ len; single and in batches on two
+//! threads), committed and aborted transactions, and reopening the file — for all three metrics.
+//! `verify()` after every sequence. The same runs over an in-memory index, where a reopen becomes a
+//! `compact` (a fresh database, and the snapshot loaded from it), with more cases since it is
+//! faster; and over two named indexes in one app database (redb in memory) that every write changes
+//! alike, `Op::Txn` through one multi-index transaction, where a reopen opens both by name again.
 
 mod common;
 
@@ -20,6 +20,8 @@ enum Op {
     Remove(u64),
     Get(u64),
     Search(Vec<f32>, usize),
+    /// One `search_batch` of these queries on two threads.
+    SearchBatch(Vec<Vec<f32>>, usize),
     /// A transaction of inserts (`Some`) and removes (`None`), committed or dropped.
     Txn(Vec<(u64, Option<Vec<f32>>)>, bool),
     Reopen,
@@ -46,6 +48,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => key.clone().prop_map(Op::Remove),
         1 => key.clone().prop_map(Op::Get),
         3 => (vector(), 1usize..8).prop_map(|(q, k)| Op::Search(q, k)),
+        1 => (prop::collection::vec(vector(), 0..20), 1usize..8)
+            .prop_map(|(queries, k)| Op::SearchBatch(queries, k)),
         2 => (prop::collection::vec((key, prop::option::of(vector())), 1..6), any::<bool>())
             .prop_map(|(ops, commit)| Op::Txn(ops, commit)),
         1 => Just(Op::Reopen),
@@ -234,6 +238,14 @@ fn run(storage: Storage, metric: Metric, m: usize, ops: Vec<Op>) {
                     .search_with(&q, &SearchParams::new(k).ef(model.len().max(1)))
                     .unwrap();
                 assert_exact(metric, &model, &q, k, &hits);
+            }
+            Op::SearchBatch(queries, k) => {
+                let params = SearchParams::new(k).ef(model.len().max(1)).threads(2);
+                let answers = index.search_batch(&queries, &params).unwrap();
+                assert_eq!(answers.len(), queries.len());
+                for (q, hits) in queries.iter().zip(&answers) {
+                    assert_exact(metric, &model, q, k, hits);
+                }
             }
             Op::Txn(ops, commit) => {
                 let mut tx = index.write_with(other.as_slice()).unwrap();
