@@ -147,7 +147,7 @@ pub enum Error {
     },
     /// The storage engine (redb) failed.
     #[error("storage error: {0}")]
-    Storage(#[from] redb::Error),
+    Storage(redb::Error),
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -189,11 +189,27 @@ impl Error {
     }
 }
 
+impl From<redb::Error> for Error {
+    /// A redb error is `Storage`, except a read that ran past the end of the file: a page
+    /// reference leading out of the file is damage (or a truncated file), not a failing disk.
+    fn from(e: redb::Error) -> Self {
+        match &e {
+            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Error::corrupt(
+                format!(
+                    "a page lies past the end of the file, which is truncated or damaged ({io})"
+                ),
+                "storage",
+            ),
+            _ => Error::Storage(e),
+        }
+    }
+}
+
 macro_rules! from_redb {
     ($($ty:ident),*) => {$(
         impl From<redb::$ty> for Error {
             fn from(e: redb::$ty) -> Self {
-                Error::Storage(e.into())
+                Error::from(redb::Error::from(e))
             }
         }
     )*};

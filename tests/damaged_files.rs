@@ -110,3 +110,34 @@ fn arbitrary_bytes_are_refused() {
         assert_eq!(std::fs::read(&path).unwrap(), junk);
     }
 }
+
+/// Found by the `open_file` fuzz target: in a new, empty cosine index (3-d, redb 4.6.0's
+/// layout, 73,728 bytes), the last byte of a page reference at offset 12,415 holds the page's
+/// order (its top 5 bits). The fuzzer set the order to 20: redb then allocated and zeroed
+/// 4 KiB × 2^20 = 4 GiB for the page before reading it (4 s, 4.2 GB resident, at `open`), and
+/// the read past the end of the file came back as `Error::Storage` ("I/O error: failed to fill
+/// whole buffer"). The allocation is redb's (see README.md, "What we test and how"); a reference
+/// past the end of the file is damage, so hnswdb reports it as `Error::Corrupt`. Order 8 here
+/// (a 1 MiB page) reaches the same read without the 4 GiB.
+#[test]
+fn a_page_reference_past_the_end_of_the_file_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.hnsw");
+    drop(Index::create(&path, Options::new(3).metric(Metric::Cosine)).unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        (bytes.len(), &bytes[12_415..12_423]),
+        (73_728, [5, 0, 0, 0, 0, 0, 0, 0].as_slice()),
+        "redb's layout of a new index changed: find the page reference again"
+    );
+    bytes[12_422] = 8 << 3;
+    std::fs::write(&path, &bytes).unwrap();
+    for open in [Index::open, Index::open_checked] {
+        match open(&path) {
+            Err(Error::Corrupt { what, .. }) => {
+                assert!(what.contains("past the end of the file"), "{what}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
