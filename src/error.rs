@@ -194,12 +194,14 @@ impl From<redb::Error> for Error {
     /// reference leading out of the file is damage (or a truncated file), not a failing disk.
     fn from(e: redb::Error) -> Self {
         match &e {
-            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Error::corrupt(
-                format!(
+            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Error::corrupt(
+                    format!(
                     "a page lies past the end of the file, which is truncated or damaged ({io})"
                 ),
-                "storage",
-            ),
+                    "storage",
+                )
+            }
             _ => Error::Storage(e),
         }
     }
