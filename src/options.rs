@@ -370,8 +370,9 @@ impl<'f> SearchParams<'f> {
 
     /// Threads of a [`search_batch`](crate::Index::search_batch): 0 (the default) means
     /// [`std::thread::available_parallelism`], 1 the calling thread only; at most 1024 (more is
-    /// `Error::InvalidOptions`). A batch never starts more threads than it has queries for. A
-    /// single search always runs on the calling thread.
+    /// `Error::InvalidOptions`). The calling thread is one of them, and a batch uses at most one
+    /// thread per 8 queries (a batch of up to 8 runs on the calling thread alone). A single
+    /// search always runs on the calling thread.
     pub fn threads(mut self, threads: usize) -> SearchParams<'f> {
         self.threads = threads;
         self
