@@ -195,12 +195,9 @@ impl From<redb::Error> for Error {
     fn from(e: redb::Error) -> Self {
         match &e {
             redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Error::corrupt(
-                    format!(
-                    "a page lies past the end of the file, which is truncated or damaged ({io})"
-                ),
-                    "storage",
-                )
+                let what =
+                    format!("a page lies past the end of the file, truncated or damaged ({io})");
+                Error::corrupt(what, "storage")
             }
             _ => Error::Storage(e),
         }

@@ -155,6 +155,7 @@ fn check_threads(setting: &str, threads: usize) -> Result<()> {
     }
     Ok(())
 }
+
 /// Default budget of the layer-0 cache.
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
