@@ -1,17 +1,18 @@
 //! [`Index::export`] and [`Index::import`]: every key and vector of an index as one versioned,
 //! checksummed byte stream, and a new index rebuilt from such a stream.
 //!
-//! # The stream, format version 1
+//! # The stream, format version 2
 //!
 //! Every integer and float is little-endian; there is no padding.
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `b"hnswexp\0"` |
-//! | 4 | format version, `u32` (1) |
+//! | 4 | format version, `u32` (2) |
 //! | 4 | `dim`, `u32` |
 //! | 1 | metric: 0 L2, 1 cosine, 2 dot |
-//! | 3 | zero |
+//! | 1 | quantization: 0 none, 1 int8, 2 binary (0 in version 1) |
+//! | 2 | zero |
 //! | 4 | `m`, `u32` |
 //! | 4 | `ef_construction`, `u32` |
 //! | 4 | `ef_search`, `u32` |
@@ -22,13 +23,14 @@
 //! | 8 | row count `n` again, `u64` |
 //! | 4 | CRC-32 (IEEE, as zlib and `crc32fast` compute it) of every byte before it |
 //!
-//! The header (48 bytes) is read first and a version other than 1 is refused with
+//! The header (48 bytes) is read first and a version other than 1 or 2 is refused with
 //! [`Error::Version`] before anything else is read; any later version may change everything
-//! after the first 12 bytes. A stream ends with its trailer: bytes after it are an error.
+//! after the first 12 bytes. Version 1 streams (no quantization) are read as before. A stream ends with its trailer: bytes after it are an error.
 //!
 //! # What is in it, and what is not
 //!
-//! The stream holds the structural options and every `(key, vector)` pair, each vector exactly
+//! The stream holds the structural options (the quantization among them: the codes are
+//! computed again from the vectors) and every `(key, vector)` pair, each vector exactly
 //! as inserted (bit for bit). It does **not** hold the graph: [`Index::import`] rebuilds it by
 //! inserting the rows in key order, so the import is a fresh build — compacted, free of the
 //! history of removals and upserts. The rows are inserted one at a time, so the build is
@@ -40,6 +42,7 @@
 //!
 //! Version changes:
 //! - 1: first format.
+//! - 2: the quantization byte (byte 17, reserved and zero before).
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -51,7 +54,7 @@ use crate::error::{Error, Location, Result};
 use crate::files;
 use crate::graph::NodeId;
 use crate::index::{claim_name, Index};
-use crate::options::{Metric, Options};
+use crate::options::{Metric, Options, Quantization};
 use crate::store::{self, Db, TableNames};
 
 /// First bytes of an export stream.
@@ -59,7 +62,7 @@ const MAGIC: [u8; 8] = *b"hnswexp\0";
 /// First bytes of the trailer, after the last row.
 const TRAILER_MAGIC: [u8; 8] = *b"hnswend\0";
 /// The stream format this build writes and reads. Bump on any change after the first 12 bytes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Bytes before the first row.
 const HEADER_LEN: usize = 48;
 /// Rows per write transaction while importing: a transaction keeps its new vectors in memory
@@ -345,6 +348,7 @@ fn encode_header(options: &Options, rows: u64) -> [u8; HEADER_LEN] {
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(options.dim as u32).to_le_bytes());
     h[16] = options.metric.to_byte();
+    h[17] = options.quantization.to_byte();
     h[20..24].copy_from_slice(&(options.m as u32).to_le_bytes());
     h[24..28].copy_from_slice(&(options.ef_construction as u32).to_le_bytes());
     h[28..32].copy_from_slice(&(options.ef_search as u32).to_le_bytes());
@@ -424,7 +428,7 @@ impl<R: Read> Stream<R> {
             u64::from_le_bytes(b)
         };
         let version = u32_at(&h, 8);
-        if version != VERSION {
+        if version != VERSION && version != 1 {
             return Err(Error::Version {
                 found: version,
                 supported: VERSION,
@@ -433,15 +437,21 @@ impl<R: Read> Stream<R> {
         self.read(&mut h[12..], "the header")?;
         let metric =
             Metric::from_byte(h[16]).ok_or_else(|| bad(format!("unknown metric {}", h[16]), 16))?;
-        if h[17..20] != [0; 3] {
-            return Err(bad("reserved bytes are not zero".into(), 17));
+        let quantization = match version {
+            1 => (h[17] == 0).then_some(Quantization::None),
+            _ => Quantization::from_byte(h[17]),
+        }
+        .ok_or_else(|| bad(format!("unknown quantization {}", h[17]), 17))?;
+        if h[18..20] != [0; 2] {
+            return Err(bad("reserved bytes are not zero".into(), 18));
         }
         let options = Options::new(u32_at(&h, 12) as usize)
             .metric(metric)
             .m(u32_at(&h, 20) as usize)
             .ef_construction(u32_at(&h, 24) as usize)
             .ef_search(u32_at(&h, 28) as usize)
-            .seed(u64_at(&h, 32));
+            .seed(u64_at(&h, 32))
+            .quantization(quantization);
         options
             .validate()
             .map_err(|e| bad(format!("the stream's options are invalid: {e}"), 12))?;
@@ -523,11 +533,13 @@ mod tests {
 
     #[test]
     fn the_header_is_48_bytes_and_starts_with_magic_and_version() {
-        let h = encode_header(&Options::new(7).metric(Metric::Dot).seed(9), 3);
+        let options = Options::new(7).metric(Metric::Dot).seed(9);
+        let h = encode_header(&options.quantization(Quantization::Binary), 3);
         assert_eq!(&h[..8], b"hnswexp\0");
-        assert_eq!(h[8..12], 1u32.to_le_bytes());
+        assert_eq!(h[8..12], 2u32.to_le_bytes());
         assert_eq!(h[12..16], 7u32.to_le_bytes());
         assert_eq!(h[16], 2);
+        assert_eq!(h[17], 2);
         assert_eq!(h[32..40], 9u64.to_le_bytes());
         assert_eq!(h[40..48], 3u64.to_le_bytes());
     }

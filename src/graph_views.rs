@@ -6,14 +6,16 @@
 //! snapshot does not hold (not loaded yet, or over the budget) is changed in an [`Overlay`]
 //! instead, and read from it before the file.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use redb::ReadableTable;
 
 use crate::error::{Error, Result};
-use crate::graph::{EntryPoint, Frozen, GraphRead, GraphReverse, GraphWrite, NodeId};
+use crate::graph::{Distances, EntryPoint, Frozen, GraphRead, GraphReverse, GraphWrite, NodeId};
 use crate::options::Metric;
+use crate::quant::{Codec, Prepared};
 use crate::snapshot::{file_slot, NodeSlot, Snapshot, UpperNode};
 use crate::store::{link_key, ReadTables, Tables, WriteTables};
 
@@ -249,6 +251,11 @@ impl<'a> SnapshotGraph<'a> {
         SnapshotGraph { snap, metric }
     }
 
+    /// The snapshot this graph reads.
+    pub(crate) fn snapshot(&self) -> &'a Snapshot {
+        self.snap
+    }
+
     #[inline]
     fn reader(
         &self,
@@ -265,6 +272,45 @@ impl<'a> SnapshotGraph<'a> {
 
 impl GraphRead for SnapshotGraph<'_> {
     delegate_graph_read!();
+}
+
+/// Estimated distances from one prepared query to the codes of a snapshot: what a search on a
+/// quantized index walks layer 0 on. Codes come from the cache, else from the snapshot's file.
+pub(crate) struct SnapshotCodes<'a> {
+    snap: &'a Snapshot,
+    codec: &'a Codec,
+    query: &'a Prepared,
+    /// A code read from the file.
+    buf: RefCell<Vec<u64>>,
+}
+
+impl<'a> SnapshotCodes<'a> {
+    pub(crate) fn new(snap: &'a Snapshot, codec: &'a Codec, query: &'a Prepared) -> Self {
+        SnapshotCodes {
+            snap,
+            codec,
+            query,
+            buf: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Distances for SnapshotCodes<'_> {
+    #[inline]
+    fn distance(&self, id: NodeId) -> Result<f32> {
+        if let Some(row) = self.snap.codes.as_ref().and_then(|c| c.get(id)) {
+            return Ok(self.codec.estimate(self.query, row));
+        }
+        let mut buf = self.buf.borrow_mut();
+        let row = self.snap.code_row(id, &mut buf)?;
+        Ok(self.codec.estimate(self.query, row))
+    }
+    #[inline]
+    fn prefetch(&self, id: NodeId) {
+        if let Some(row) = self.snap.codes.as_ref().and_then(|c| c.get(id)) {
+            crate::distance::prefetch(row);
+        }
+    }
 }
 
 /// The working state of a write transaction: the snapshot it will publish, and what its commit
@@ -365,6 +411,9 @@ impl Work {
                     }
                 }
             }
+        }
+        if let (Some(codes), Some(codec)) = (&mut self.snap.codes, &self.snap.codec) {
+            codec.encode(&search, codes.get_mut(id));
         }
         match &mut self.snap.vectors {
             Some(vectors) if vectors.holds(id) => vectors.get_mut(id).copy_from_slice(&search),

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{self, EntryPoint};
-use crate::options::{Durability, Metric, Options};
+use crate::options::{Durability, Metric, Options, Quantization};
 use crate::snapshot::Counters;
 use crate::store::Header;
 
@@ -29,6 +29,7 @@ pub(crate) fn header_of(options: &Options, counters: &Counters) -> Header {
         },
         quick_repair: options.quick_repair,
         cache_bytes: options.cache_bytes,
+        quantization: options.quantization.to_byte(),
         has_entry: counters.entry.is_some(),
         entry_id: counters.entry.map_or(0, |e| e.id),
         entry_level: counters.entry.map_or(0, |e| e.level),
@@ -47,6 +48,8 @@ pub(crate) fn unpack_header(header: &Header) -> Result<(Options, Counters)> {
         1 => Durability::Eventual,
         _ => return Err(bad("unknown durability")),
     };
+    let quantization =
+        Quantization::from_byte(header.quantization).ok_or_else(|| bad("unknown quantization"))?;
     let options = Options {
         dim: header.dim as usize,
         metric,
@@ -57,6 +60,7 @@ pub(crate) fn unpack_header(header: &Header) -> Result<(Options, Counters)> {
         durability,
         quick_repair: header.quick_repair,
         cache_bytes: header.cache_bytes,
+        quantization,
         build_threads: 0,
     };
     options

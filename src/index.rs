@@ -11,7 +11,9 @@ use crate::files::{self, Purpose};
 use crate::header::{header_of, unpack_header, EMPTY};
 use crate::load::{self, Loader};
 use crate::load_progress::Progress;
-use crate::options::{Hit, Options, SearchParams};
+use crate::options::{
+    layer0_budget, page_cache_bytes, Hit, Options, SearchParams, DEFAULT_CACHE_BYTES,
+};
 use crate::read_txn::{self, ReadTxn};
 use crate::snapshot::{Changes, Counters, Shape, Snapshot};
 use crate::store::{self, Db, ReadTables, TableNames};
@@ -116,7 +118,7 @@ impl Index {
     ) -> Result<(Db, tempfile::NamedTempFile)> {
         files::remove_leftovers(path);
         let temp = files::temporary(path, purpose)?;
-        let db = store::create_database(temp.reopen()?)?;
+        let db = store::create_database(temp.reopen()?, page_cache_bytes(options.cache_bytes))?;
         init_empty(&db, options)?;
         Ok((db, temp))
     }
@@ -185,7 +187,29 @@ impl Index {
 
     fn open_inner(path: &Path, check_storage: bool, load: Load) -> Result<Index> {
         files::remove_leftovers(path);
-        let mut db = store::open_database(path)?;
+        let requested = match load {
+            Load::Background(budget) => budget,
+            #[cfg(feature = "test-hooks")]
+            Load::Paused(budget) => budget,
+        };
+        let guess = page_cache_bytes(requested.unwrap_or(DEFAULT_CACHE_BYTES));
+        let mut db = store::open_database(path, guess)?;
+        if requested.is_none() {
+            // redb's page cache is sized at its open, from the budget the header stores: with
+            // another budget there, open again with the right size (a clean redb open reads a
+            // few pages). A header that cannot be read is reported by `open_over`.
+            let stored = store::guarded("open", || {
+                let txn = store::begin_read(&db)?;
+                let header = store::read_header(&txn, db.names(), &Location::File(path.into()))?;
+                Ok(unpack_header(&header)?.0.cache_bytes)
+            });
+            if let Ok(stored) = stored {
+                if page_cache_bytes(stored) != guess {
+                    drop(db);
+                    db = store::open_database(path, page_cache_bytes(stored))?;
+                }
+            }
+        }
         if check_storage {
             store::check_storage(&mut db)?;
         }
@@ -203,12 +227,13 @@ impl Index {
             #[cfg(feature = "test-hooks")]
             Load::Paused(budget) => (budget, true),
         };
-        let budget = budget.unwrap_or(options.cache_bytes);
+        let budget = layer0_budget(budget.unwrap_or(options.cache_bytes));
         Index::start(location, db, options, counters, Some((budget, paused)))
     }
 
     /// Opens the index at `path`, or creates it with `options` if there is no file. An existing
-    /// index must have the same `dim`, `metric`, `m`, `ef_construction` and `seed`
+    /// index must have the same `dim`, `metric`, `m`, `ef_construction`, `seed` and
+    /// `quantization`
     /// ([`Error::OptionsMismatch`] otherwise); its `ef_search`, `durability`, `quick_repair`
     /// and `cache_bytes` become those of `options`.
     pub fn open_or_create(path: impl AsRef<Path>, options: Options) -> Result<Index> {
@@ -254,6 +279,13 @@ impl Index {
         }
         if stored.seed != options.seed {
             return mismatch("seed", stored.seed.to_string(), options.seed.to_string());
+        }
+        if stored.quantization != options.quantization {
+            return mismatch(
+                "quantization",
+                stored.quantization.to_string(),
+                options.quantization.to_string(),
+            );
         }
         // `build_threads` belongs to this process, not the file: a change of it alone writes
         // nothing.
@@ -404,14 +436,14 @@ impl Index {
             let txn = store::begin_read(&db)?;
             match background {
                 None => Snapshot::load(&db, &txn, counters, &shape),
-                Some(_) => Snapshot::unloaded(&db, &txn, counters, options.dim),
+                Some(_) => Snapshot::unloaded(&db, &txn, counters, &shape),
             }
         })?;
         let snap = Arc::new(snap);
         let shared = Arc::new(Shared::new(
             Arc::clone(&snap),
             background.map(|_| Changes::default()),
-            Progress::new(background.is_none(), options.cache_bytes),
+            Progress::new(background.is_none(), layer0_budget(options.cache_bytes)),
         ));
         let loader = match background {
             None => None,

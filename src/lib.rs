@@ -28,6 +28,7 @@ mod index;
 mod load;
 mod load_progress;
 mod options;
+mod quant;
 mod read_txn;
 mod snapshot;
 mod store;
@@ -38,7 +39,7 @@ pub use error::{Error, Location, Result};
 pub use export::ExportStats;
 pub use index::{delete_index, index_names, Index};
 pub use options::{
-    Durability, Hit, Metric, Options, SearchParams, DEFAULT_CACHE_BYTES,
+    Durability, Hit, Metric, Options, Quantization, SearchParams, DEFAULT_CACHE_BYTES,
     EVENTUAL_CHECKPOINT_COMMITS, EVENTUAL_CHECKPOINT_MS,
 };
 pub use read_txn::ReadTxn;

@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::load_progress::{Progress, Status};
-use crate::snapshot::{cancelled, Changes, Shape, Snapshot, Stage};
+use crate::snapshot::{cancelled, Changes, Shape, Snapshot};
 use crate::store;
 
 /// Starts loading the parts `base` lacks, in the background. Call with `shared`'s writer state
@@ -70,13 +70,8 @@ fn run(shared: &Shared, base: &Snapshot, shape: &Shape) -> Result<()> {
     if !shared.load.wait_resumed() {
         return Err(cancelled());
     }
-    for stage in [Stage::Upper, Stage::Vectors, Stage::Links0] {
-        let present = match stage {
-            Stage::Upper => base.upper_loaded(),
-            Stage::Vectors => base.vectors.is_some(),
-            Stage::Links0 => base.links0.is_some(),
-        };
-        if present {
+    for &stage in base.stages() {
+        if base.has(stage) {
             continue;
         }
         let budget = shared.load.budget.load(Ordering::Acquire);

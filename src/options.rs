@@ -71,6 +71,83 @@ impl std::str::FromStr for Metric {
     }
 }
 
+/// How an index keeps a compact copy of its vectors for searches to walk on.
+///
+/// With a quantization other than [`None`](Quantization::None), every vector also gets a code
+/// (written with it, in the same transaction, to a table of its own). A search walks layer 0 on
+/// the codes, which take a fraction of the memory of the `f32` vectors and are faster to
+/// compare, then re-ranks its best candidates ([`SearchParams::rescore`]) with the exact
+/// vectors: every [`Hit::distance`] is the exact distance, the same as without quantization.
+/// The memory budget ([`Options::cache_bytes`]) holds the codes and the layer-0 lists first,
+/// then as many `f32` vectors as fit; the rest are read from the file for the re-ranking.
+///
+/// Neither quantizer is trained: a code depends only on its own vector, so the index takes
+/// inserts forever without drifting. Stored in the file; fixed when the index is created.
+///
+/// ```
+/// use hnswdb::Quantization;
+/// assert_eq!("int8".parse::<Quantization>()?, Quantization::Int8);
+/// assert_eq!(Quantization::Binary.to_string(), "binary");
+/// # Ok::<(), hnswdb::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Quantization {
+    /// No codes: searches compare the `f32` vectors.
+    None,
+    /// One byte per dimension with a per-vector offset and scale: a quarter of the `f32`
+    /// memory, estimates within about 1% of the distance spread.
+    Int8,
+    /// One bit per dimension after a fixed random rotation, with RaBitQ's estimator: 1/32 of
+    /// the `f32` memory, for high-dimensional embeddings (hundreds of dimensions and more),
+    /// where it needs a larger [`SearchParams::rescore`] to reach the recall of `Int8`.
+    Binary,
+}
+
+/// Every quantization, in byte order.
+const QUANTIZATIONS: [Quantization; 3] =
+    [Quantization::None, Quantization::Int8, Quantization::Binary];
+
+impl Quantization {
+    /// The byte stored in the file for this quantization. Persisted: never renumber.
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Quantization::None => 0,
+            Quantization::Int8 => 1,
+            Quantization::Binary => 2,
+        }
+    }
+
+    /// The quantization stored as `byte`, if it is one.
+    pub(crate) fn from_byte(byte: u8) -> Option<Quantization> {
+        QUANTIZATIONS.get(usize::from(byte)).copied()
+    }
+}
+
+impl fmt::Display for Quantization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Quantization::None => "none",
+            Quantization::Int8 => "int8",
+            Quantization::Binary => "binary",
+        })
+    }
+}
+
+/// Parses the names [`Display`](fmt::Display) prints: `none`, `int8`, `binary`.
+impl std::str::FromStr for Quantization {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Quantization> {
+        QUANTIZATIONS
+            .into_iter()
+            .find(|q| q.to_string() == name)
+            .ok_or_else(|| Error::InvalidOptions {
+                reason: format!("unknown quantization {name:?} (none, int8 or binary)"),
+            })
+    }
+}
+
 /// When a committed write reaches the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Durability {
@@ -126,6 +203,7 @@ pub struct Options {
     pub(crate) durability: Durability,
     pub(crate) quick_repair: bool,
     pub(crate) cache_bytes: u64,
+    pub(crate) quantization: Quantization,
     /// Threads of a batch insert; 0 means `available_parallelism`. Not stored in the file.
     pub(crate) build_threads: usize,
 }
@@ -156,8 +234,25 @@ fn check_threads(setting: &str, threads: usize) -> Result<()> {
     Ok(())
 }
 
-/// Default budget of the layer-0 cache.
+/// Default memory budget of an index ([`Options::cache_bytes`]).
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
+/// redb's page cache takes this share (1/n) of the memory budget...
+const PAGE_CACHE_SHARE: u64 = 8;
+/// ...but at least this much (redb's write buffer is half of it: smaller slows commits)...
+const MIN_PAGE_CACHE: u64 = 1 << 20;
+/// ...and at most this much (beyond, pages are better spent on hnswdb's own cache).
+const MAX_PAGE_CACHE: u64 = 256 << 20;
+
+/// The size of redb's page cache for an index file with memory budget `cache_bytes`.
+pub(crate) fn page_cache_bytes(cache_bytes: u64) -> usize {
+    (cache_bytes / PAGE_CACHE_SHARE).clamp(MIN_PAGE_CACHE, MAX_PAGE_CACHE) as usize
+}
+
+/// What the budget `cache_bytes` leaves for hnswdb's layer-0 cache after redb's page cache.
+pub(crate) fn layer0_budget(cache_bytes: u64) -> u64 {
+    cache_bytes.saturating_sub(page_cache_bytes(cache_bytes) as u64)
+}
 
 impl Options {
     /// Options for `dim`-dimensional vectors, with the defaults: [`Metric::Cosine`], `m` 16
@@ -175,6 +270,7 @@ impl Options {
             durability: Durability::Immediate,
             quick_repair: true,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            quantization: Quantization::None,
             build_threads: 0,
         }
     }
@@ -223,12 +319,24 @@ impl Options {
         self
     }
 
-    /// Memory budget, in bytes, for the layer-0 cache: vectors first (those of the lowest node
-    /// ids, as many as fit, when not all do), then neighbour lists if all vectors and lists
-    /// fit. Upper layers are always cached. With 0, every layer-0 read goes to the file.
-    /// Default [`DEFAULT_CACHE_BYTES`].
+    /// Memory budget, in bytes, for redb's page cache and hnswdb's layer-0 cache. redb's page
+    /// cache takes an eighth of it, between 1 MiB and 256 MiB (for an index inside an app's
+    /// database the app sizes redb's cache, and the eighth is left unused). The rest holds
+    /// layer 0: without quantization vectors first (those of the lowest node ids, as many as
+    /// fit, when not all do), then neighbour lists if all vectors and lists fit; with
+    /// [`quantization`](Options::quantization) codes and lists first, then vectors. Upper
+    /// layers (a few percent of the nodes) and the node table are always cached, beyond the
+    /// budget. With 0, every layer-0 read goes to the file. Default [`DEFAULT_CACHE_BYTES`].
     pub fn cache_bytes(mut self, bytes: u64) -> Options {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// How the index keeps compact codes of its vectors for searches to walk on (see
+    /// [`Quantization`]). Default [`Quantization::None`]. Fixed when the index is created:
+    /// opening it with another value is `Error::OptionsMismatch`.
+    pub fn quantization(mut self, quantization: Quantization) -> Options {
+        self.quantization = quantization;
         self
     }
 
@@ -286,6 +394,11 @@ impl Options {
         self.cache_bytes
     }
 
+    /// The quantization.
+    pub fn get_quantization(&self) -> Quantization {
+        self.quantization
+    }
+
     /// The threads of a batch insert, 0 resolved to the available parallelism.
     pub fn get_build_threads(&self) -> usize {
         resolve_threads(self.build_threads)
@@ -338,6 +451,7 @@ pub struct SearchParams<'f> {
     pub(crate) k: usize,
     pub(crate) ef: Option<usize>,
     pub(crate) filter: Option<KeyFilter<'f>>,
+    pub(crate) rescore: Option<usize>,
     threads: usize,
 }
 
@@ -349,6 +463,7 @@ impl<'f> SearchParams<'f> {
             k,
             ef: None,
             filter: None,
+            rescore: None,
             threads: 0,
         }
     }
@@ -366,6 +481,16 @@ impl<'f> SearchParams<'f> {
         F: Fn(u64) -> bool + Send + Sync + 'f,
     {
         self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// With a [`Quantization`] other than `None`: how many of the best candidates found on the
+    /// codes are re-ranked with their exact `f32` distances (raised to `k` when smaller; `ef` is
+    /// raised to it when larger). More costs an exact distance each (a read from the file for a
+    /// vector outside the memory budget) and gains recall. The default is `ef` (after raising
+    /// it to `k`): every candidate the walk kept. Without quantization it changes nothing.
+    pub fn rescore(mut self, n: usize) -> SearchParams<'f> {
+        self.rescore = Some(n);
         self
     }
 
@@ -401,6 +526,7 @@ impl fmt::Debug for SearchParams<'_> {
             .field("k", &self.k)
             .field("ef", &self.ef)
             .field("filter", &self.filter.is_some())
+            .field("rescore", &self.rescore)
             .field("threads", &self.threads)
             .finish()
     }

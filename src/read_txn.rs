@@ -8,14 +8,17 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::{self, NodeId, Scratch};
-use crate::graph_views::SnapshotGraph;
+use crate::graph_views::{SnapshotCodes, SnapshotGraph};
 use crate::options::{Hit, Options, SearchParams};
+use crate::quant::{Codec, Prepared};
 use crate::snapshot::Snapshot;
 use crate::store;
 
 thread_local! {
     /// Per-thread search state, reused by every search on this thread.
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+    /// Per-thread prepared query, for searches on codes.
+    static PREPARED: RefCell<Prepared> = RefCell::new(Prepared::default());
 }
 
 /// A read at one commit of an index, from [`Index::read`](crate::Index::read): searches and
@@ -158,13 +161,28 @@ pub(crate) fn search(
             let mut search_query = std::mem::take(&mut scratch.query);
             let mut found = std::mem::take(&mut scratch.found_ids);
             metric.search_form_into(query, &mut search_query);
-            let hits = graph::search(&graph, &search_query, ef, filter_ref, scratch, &mut found)
-                .and_then(|()| {
-                    if found.len() < params.k && (found.len() as u64) < snap.counters.len {
-                        found = exact_scan(&graph, snap, &search_query, filter_ref)?;
-                    }
-                    nearest_hits(snap, &found, params.k)
-                });
+            let walked = match snap.codec.as_deref() {
+                None => graph::search(&graph, &search_query, ef, filter_ref, scratch, &mut found),
+                Some(codec) => {
+                    let rescore = params.rescore.unwrap_or(ef).max(params.k);
+                    search_codes(
+                        &graph,
+                        codec,
+                        &search_query,
+                        ef.max(rescore),
+                        filter_ref,
+                        scratch,
+                        &mut found,
+                    )
+                    .and_then(|()| rescore_exact(&graph, &search_query, rescore, &mut found))
+                }
+            };
+            let hits = walked.and_then(|()| {
+                if found.len() < params.k && (found.len() as u64) < snap.counters.len {
+                    found = exact_scan(&graph, snap, &search_query, filter_ref)?;
+                }
+                nearest_hits(snap, &found, params.k)
+            });
             scratch.query = search_query;
             scratch.found_ids = found;
             hits
@@ -177,6 +195,47 @@ pub(crate) fn search(
         return Err(e);
     }
     result
+}
+
+/// The layer-0 walk on `codec`'s codes: `found` gets up to `ef` nodes, by estimated distance.
+fn search_codes(
+    graph: &SnapshotGraph<'_>,
+    codec: &Codec,
+    query: &[f32],
+    ef: usize,
+    filter: Option<&dyn Fn(NodeId) -> bool>,
+    scratch: &mut Scratch,
+    found: &mut Vec<(f32, NodeId)>,
+) -> Result<()> {
+    let mut walk = |prepared: &mut Prepared| {
+        codec.prepare(query, prepared);
+        let codes = SnapshotCodes::new(graph.snapshot(), codec, prepared);
+        graph::search_on(graph, query, &codes, ef, filter, scratch, found)
+    };
+    PREPARED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut prepared) => walk(&mut prepared),
+        Err(_) => walk(&mut Prepared::default()),
+    })
+}
+
+/// Keeps the first `n` of `found` (nearest by estimate) with their exact distances, nearest
+/// first, ties by id.
+fn rescore_exact(
+    graph: &SnapshotGraph<'_>,
+    query: &[f32],
+    n: usize,
+    found: &mut Vec<(f32, NodeId)>,
+) -> Result<()> {
+    use crate::graph::GraphRead;
+    found.truncate(n);
+    for &(_, id) in found.iter() {
+        graph.prefetch_vector(id);
+    }
+    for (distance, id) in found.iter_mut() {
+        *distance = graph.distance_to(query, *id)?;
+    }
+    found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    Ok(())
 }
 
 /// Queries a batch thread takes at a time: small enough to even out the threads' loads, large

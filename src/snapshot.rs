@@ -33,6 +33,7 @@ use redb::ReadableTable;
 use crate::chunked::Chunked;
 use crate::error::{Error, Result};
 use crate::graph::{EntryPoint, NodeId, MAX_LEVEL};
+use crate::quant::Codec;
 use crate::store::{split_link_key, Db, ReadTables, Tables};
 
 /// What the cache knows of every node id below `next_id`.
@@ -72,6 +73,10 @@ pub(crate) struct Snapshot {
     pub vectors: Option<Chunked<f32>>,
     /// Layer-0 lists, `m0 + 1` wide (count, then ids), when loaded and within the budget.
     pub links0: Option<Chunked<u32>>,
+    /// Code rows of every node, with quantization, when loaded and within the budget.
+    pub codes: Option<Chunked<u64>>,
+    /// The index's quantizer; `None` without quantization.
+    pub codec: Option<Arc<Codec>>,
     pub free: Arc<BTreeSet<NodeId>>,
     /// The file at exactly this state, for what the cache does not hold.
     pub tables: Arc<ReadTables>,
@@ -125,14 +130,58 @@ impl Snapshot {
         self.nodes.is_some() && self.upper.is_some()
     }
 
-    /// Bytes held by the layer-0 cache.
+    /// Bytes held by the layer-0 cache: codes, lists and vectors.
     pub(crate) fn layer0_bytes(&self) -> u64 {
         self.vectors.as_ref().map_or(0, Chunked::bytes)
             + self.links0.as_ref().map_or(0, Chunked::bytes)
+            + self.codes.as_ref().map_or(0, Chunked::bytes)
+    }
+
+    /// Whether `stage` is in memory.
+    pub(crate) fn has(&self, stage: Stage) -> bool {
+        match stage {
+            Stage::Upper => self.upper_loaded(),
+            Stage::Codes => self.codes.is_some(),
+            Stage::Vectors => self.vectors.is_some(),
+            Stage::Links0 => self.links0.is_some(),
+        }
+    }
+
+    /// The parts of this index, in the order they are loaded (and kept: the budget drops them
+    /// from the end).
+    pub(crate) fn stages(&self) -> &'static [Stage] {
+        stages(self.codec.is_some())
+    }
+
+    /// The code row of node `id`: borrowed from the cache, else read from the file into `buf`.
+    /// Invariant: the index has a codec and `id` is a live node.
+    #[inline]
+    pub(crate) fn code_row<'a>(&'a self, id: NodeId, buf: &'a mut Vec<u64>) -> Result<&'a [u64]> {
+        if let Some(row) = self.codes.as_ref().and_then(|c| c.get(id)) {
+            return Ok(row);
+        }
+        self.file_code_row(id, buf)?;
+        Ok(buf)
+    }
+
+    /// [`code_row`](Self::code_row) from the file: out of line, so that the cached path
+    /// inlines into the search loop.
+    #[inline(never)]
+    fn file_code_row(&self, id: NodeId, buf: &mut Vec<u64>) -> Result<()> {
+        let codec = self
+            .codec
+            .as_deref()
+            .ok_or_else(|| Error::corrupt("a code read without quantization", "codes"))?;
+        self.tables.code_into(codec, id, buf)
     }
 
     /// Bytes held in memory in all.
     pub(crate) fn bytes(&self) -> u64 {
+        self.upper_bytes() + self.layer0_bytes()
+    }
+
+    /// Bytes of the node slots and the upper layers.
+    pub(crate) fn upper_bytes(&self) -> u64 {
         let upper: u64 = (0..self.counters.next_id)
             .filter_map(|id| self.upper(id))
             .map(|u| {
@@ -143,18 +192,24 @@ impl Snapshot {
         self.nodes.as_ref().map_or(0, Chunked::bytes)
             + self.upper.as_ref().map_or(0, Chunked::bytes)
             + upper
-            + self.layer0_bytes()
     }
 
-    /// Drops the parts of the layer-0 cache that do not fit in `budget` bytes: lists first,
-    /// then vectors (vectors are read about ten times as often). The vectors were loaded within
-    /// the budget, so they stay unless the budget shrank.
+    /// Drops the parts of the layer-0 cache that do not fit in `budget` bytes, the last loaded
+    /// first: without quantization lists, then vectors (vectors are read about ten times as
+    /// often; they were loaded within the budget, so they stay unless the budget shrank); with
+    /// it vectors (loaded within what codes and lists left, so dropped once those grow past
+    /// it), then lists, then codes.
     pub(crate) fn fit_budget(&mut self, budget: u64) {
-        if self.layer0_bytes() > budget {
-            self.links0 = None;
-        }
-        if self.layer0_bytes() > budget {
-            self.vectors = None;
+        for &stage in self.stages().iter().rev() {
+            if self.layer0_bytes() <= budget {
+                return;
+            }
+            match stage {
+                Stage::Upper => {}
+                Stage::Codes => self.codes = None,
+                Stage::Vectors => self.vectors = None,
+                Stage::Links0 => self.links0 = None,
+            }
         }
     }
 
@@ -192,6 +247,8 @@ pub(crate) struct Shape {
     pub m0: usize,
     /// Layer-0 cache budget in bytes.
     pub budget: u64,
+    /// The quantizer; `None` without quantization.
+    pub codec: Option<Arc<Codec>>,
 }
 
 impl Shape {
@@ -201,8 +258,16 @@ impl Shape {
             metric: options.metric,
             dim: options.dim,
             m0: options.get_m0(),
-            budget: options.cache_bytes,
+            budget: crate::options::layer0_budget(options.cache_bytes),
+            codec: Codec::new(options.quantization, options.metric, options.dim).map(Arc::new),
         }
+    }
+
+    /// Bytes of the code rows of `next_id` ids (0 without quantization).
+    pub(crate) fn code_bytes(&self, next_id: u32) -> u64 {
+        self.codec
+            .as_ref()
+            .map_or(0, |c| u64::from(next_id) * c.row_bytes() as u64)
     }
 
     /// Bytes of the layer-0 vectors of `next_id` ids.
@@ -224,6 +289,8 @@ pub(crate) enum Part {
     Vectors(Chunked<f32>),
     /// Layer-0 lists.
     Links0(Chunked<u32>),
+    /// Code rows.
+    Codes(Chunked<u64>),
 }
 
 /// What commits changed since a part was loaded: nodes added or removed, and lists by
@@ -296,9 +363,9 @@ impl Snapshot {
         file: &Arc<Db>,
         txn: &redb::ReadTransaction,
         counters: Counters,
-        dim: usize,
+        shape: &Shape,
     ) -> Result<Snapshot> {
-        let tables = ReadTables::open(txn, file.names(), dim)?;
+        let tables = ReadTables::open(txn, file.names(), shape.dim)?;
         let free = crate::store::read_free_ids(txn, file.names())?
             .into_iter()
             .map(|id| in_range(id, counters.next_id, "free_ids"))
@@ -310,6 +377,8 @@ impl Snapshot {
             upper: None,
             vectors: None,
             links0: None,
+            codes: None,
+            codec: shape.codec.clone(),
             free: Arc::new(free),
             tables: Arc::new(tables),
             file: Arc::clone(file),
@@ -324,9 +393,9 @@ impl Snapshot {
         counters: Counters,
         shape: &Shape,
     ) -> Result<Snapshot> {
-        let mut snap = Snapshot::unloaded(file, txn, counters, shape.dim)?;
+        let mut snap = Snapshot::unloaded(file, txn, counters, shape)?;
         let never = AtomicBool::new(false);
-        for part in [Stage::Upper, Stage::Vectors, Stage::Links0] {
+        for &part in snap.stages() {
             match snap.load_part(part, shape, shape.budget, &never)? {
                 Some(part) => snap.install(part, &Changes::default(), shape)?,
                 None => break,
@@ -398,7 +467,14 @@ impl Snapshot {
             }
             Stage::Vectors => {
                 // As many as fit, from id 0: ids are spread evenly over the graph, so a search
-                // finds a cached vector about as often as the budget covers the index.
+                // finds a cached vector about as often as the budget covers the index. With
+                // quantization, in what the codes and lists (loaded before) leave.
+                let budget = match shape.codec {
+                    None => budget,
+                    Some(_) => {
+                        budget.saturating_sub(shape.code_bytes(next_id) + shape.list_bytes(next_id))
+                    }
+                };
                 let mut vectors = Chunked::<f32>::within(shape.dim, budget);
                 if !vectors.holds(0) {
                     return Ok(None);
@@ -417,8 +493,36 @@ impl Snapshot {
                 })?;
                 Ok(Some(Part::Vectors(vectors)))
             }
+            Stage::Codes => {
+                let Some(codec) = shape.codec.as_deref() else {
+                    return Ok(None);
+                };
+                if shape.code_bytes(next_id) > budget {
+                    return Ok(None);
+                }
+                let mut codes = Chunked::<u64>::new(codec.words());
+                if next_id > 0 {
+                    codes.get_mut(next_id - 1);
+                }
+                let mut row = 0u64;
+                let mut words = Vec::new();
+                tables.scan_codes(u64::from(next_id), |id, bytes| {
+                    row += 1;
+                    check_cancel(row, cancel)?;
+                    let id = in_range(id, next_id, "codes")?;
+                    codec.read_row(bytes, id, &mut words)?;
+                    codes.get_mut(id).copy_from_slice(&words);
+                    Ok(())
+                })?;
+                Ok(Some(Part::Codes(codes)))
+            }
             Stage::Links0 => {
-                if shape.vector_bytes(next_id) + shape.list_bytes(next_id) > budget {
+                // All lists, with all vectors (or, with quantization, all codes) only.
+                let first = match shape.codec {
+                    None => shape.vector_bytes(next_id),
+                    Some(_) => shape.code_bytes(next_id),
+                };
+                if first + shape.list_bytes(next_id) > budget {
                     return Ok(None);
                 }
                 let mut links = Chunked::<u32>::new(shape.m0 + 1);
@@ -475,8 +579,31 @@ impl Snapshot {
                 self.nodes = Some(nodes);
                 self.upper = Some(upper);
             }
-            Part::Vectors(mut vectors) => {
+            Part::Codes(mut codes) => {
+                let Some(codec) = self.codec.clone() else {
+                    return Ok(());
+                };
                 if !self.upper_loaded() {
+                    return Ok(());
+                }
+                let mut words = Vec::new();
+                for &id in &changes.nodes {
+                    if self.node(id)?.live {
+                        tables.code_into(&codec, id, &mut words)?;
+                        codes.get_mut(id).copy_from_slice(&words);
+                    }
+                }
+                if next_id > 0 {
+                    codes.get_mut(next_id - 1);
+                }
+                self.codes = Some(codes);
+            }
+            Part::Vectors(mut vectors) => {
+                let before = match self.codec {
+                    None => self.upper_loaded(),
+                    Some(_) => self.links0.is_some(),
+                };
+                if !before {
                     return Ok(());
                 }
                 let mut search = Vec::new();
@@ -490,7 +617,11 @@ impl Snapshot {
                 self.vectors = Some(vectors);
             }
             Part::Links0(mut links) => {
-                if self.vectors.is_none() {
+                let before = match self.codec {
+                    None => self.vectors.is_some(),
+                    Some(_) => self.codes.is_some(),
+                };
+                if !before {
                     return Ok(());
                 }
                 let ids = changes.nodes.iter().copied().chain(
@@ -516,12 +647,24 @@ impl Snapshot {
     }
 }
 
-/// The parts of a snapshot, in the order they are loaded.
+/// The parts of a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stage {
     Upper,
+    Codes,
     Vectors,
     Links0,
+}
+
+/// The parts of an index with (`quantized`) or without quantization, in the order they are
+/// loaded: without it, vectors before lists (vectors are read about ten times as often); with
+/// it, codes and lists (what the walk reads), then the vectors the re-ranking reads.
+pub(crate) fn stages(quantized: bool) -> &'static [Stage] {
+    if quantized {
+        &[Stage::Upper, Stage::Codes, Stage::Links0, Stage::Vectors]
+    } else {
+        &[Stage::Upper, Stage::Vectors, Stage::Links0]
+    }
 }
 
 /// Reads upper node `id` of `level` ≥ 1 from `tables`.

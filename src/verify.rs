@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::chunked::Chunked;
 use crate::error::{Error, Location, Result};
 use crate::graph::{self, GraphRead, NodeId, MAX_LEVEL};
 use crate::graph_views::SnapshotGraph;
@@ -42,8 +43,24 @@ pub struct Stats {
     /// for an index inside an app's database, the bytes its tables take in the file (their
     /// rows, B-tree pages and fragmentation, as redb counts them).
     pub file_bytes: u64,
-    /// Bytes of memory held by the cache (upper layers, node table, layer-0 cache).
+    /// Bytes of memory held by hnswdb's cache: the sum of the four parts below.
     pub cache_bytes: u64,
+    /// Of `cache_bytes`: the node table (key, level, liveness of every id) and the upper layers
+    /// (vectors and lists of the nodes of level ≥ 1), always held.
+    pub upper_bytes: u64,
+    /// Of `cache_bytes`: the codes of the vectors ([`Quantization`](crate::Quantization)),
+    /// when held.
+    pub codes_bytes: u64,
+    /// Of `cache_bytes`: the layer-0 neighbour lists, when held.
+    pub links_bytes: u64,
+    /// Of `cache_bytes`: the layer-0 `f32` vectors held.
+    pub vectors_bytes: u64,
+    /// The most redb's page cache may take, beside `cache_bytes`, for an index file of its own
+    /// (an eighth of [`Options::cache_bytes`], between 1 MiB and 256 MiB); 0 inside an app's
+    /// database, whose redb cache the app sizes, and in memory.
+    ///
+    /// [`Options::cache_bytes`]: crate::Options::cache_bytes
+    pub page_cache_bytes: u64,
     /// Whether every layer-0 vector is cached (else some or all are read from the file).
     pub layer0_vectors_cached: bool,
     /// Live vectors whose layer-0 copy the cache holds: all of them (`len`) when
@@ -221,6 +238,16 @@ impl Index {
                 })?,
             },
             cache_bytes: snap.bytes(),
+            upper_bytes: snap.upper_bytes(),
+            codes_bytes: snap.codes.as_ref().map_or(0, Chunked::bytes),
+            links_bytes: snap.links0.as_ref().map_or(0, Chunked::bytes),
+            vectors_bytes: snap.vectors.as_ref().map_or(0, Chunked::bytes),
+            page_cache_bytes: match self.location() {
+                Location::File(_) => {
+                    crate::options::page_cache_bytes(self.options().cache_bytes) as u64
+                }
+                Location::Memory | Location::Named(_) => 0,
+            },
             layer0_vectors_cached: snap.vectors.is_some() && vectors_in_cache == snap.counters.len,
             layer0_vectors_in_cache: vectors_in_cache,
             layer0_links_cached: snap.links0.is_some(),
@@ -366,6 +393,7 @@ impl Index {
                 "vectors".to_string(),
             );
         }
+        self.check_codes(&snap, &mut found)?;
         for reverse in [false, true] {
             let table = if reverse { "reverse" } else { "links" };
             tables.scan_lists(reverse, |id, layer, _| {
@@ -390,6 +418,58 @@ impl Index {
             snap: &snap,
         };
         graph::check_each(&graph, &live, &self.engine().params(), &mut found)
+    }
+}
+
+impl Index {
+    /// The codes against their vectors: with quantization, one code per live node, of the
+    /// codec's length, equal to the code of its vector, in the file and in the cache; without,
+    /// none.
+    fn check_codes(&self, snap: &Snapshot, found: &mut dyn FnMut(String, String)) -> Result<()> {
+        let metric = self.options().metric;
+        let cached = self.engine().snapshot();
+        let mut codes = 0u64;
+        let mut row = Vec::new();
+        snap.tables.scan_codes(u64::MAX, |id, bytes| {
+            codes += 1;
+            let at = || format!("codes[{id}]");
+            let node = NodeId::try_from(id)
+                .ok()
+                .filter(|&id| snap.node(id).is_ok_and(|slot| slot.live));
+            let (Some(codec), Some(node)) = (snap.codec.as_deref(), node) else {
+                found(format!("code {id} belongs to no live node"), at());
+                return Ok(());
+            };
+            if let Err(e) = codec.read_row(bytes, node, &mut row) {
+                found(e.to_string(), at());
+                return Ok(());
+            }
+            let want = snap
+                .tables
+                .vector_with(node, |v| codec.code(&metric.search_form(v)))?;
+            if row != want {
+                found(format!("code {id} is not the code of its vector"), at());
+            }
+            let in_memory = cached.codes.as_ref().and_then(|c| c.get(node));
+            if in_memory.is_some_and(|r| r != want.as_slice()) {
+                found(
+                    format!("the cached code of node {id} is not the code of its vector"),
+                    "cache".to_string(),
+                );
+            }
+            Ok(())
+        })?;
+        let expected = match snap.codec {
+            Some(_) => snap.counters.len,
+            None => 0,
+        };
+        if codes != expected {
+            found(
+                format!("{codes} codes stored for {expected} live nodes with a code"),
+                "codes".to_string(),
+            );
+        }
+        Ok(())
     }
 }
 

@@ -305,7 +305,7 @@ impl<'a> WriteTxn<'a> {
                 let mut snap = work.snap;
                 snap.tables = Arc::new(ReadTables::open(&read, db.names(), engine.options.dim)?);
                 snap.file = Arc::clone(db);
-                snap.fit_budget(engine.options.cache_bytes);
+                snap.fit_budget(crate::options::layer0_budget(engine.options.cache_bytes));
                 snaps.push(snap);
             }
             Ok((snaps, publishing))
@@ -540,6 +540,9 @@ fn flush(
                 )?;
                 if let Some(v) = work.new_vectors.get(&id) {
                     tables.put_vector(id, v)?;
+                    if let Some(codec) = &snap.codec {
+                        tables.put_code(id, &codec.code(&options.metric.search_form(v)))?;
+                    }
                 }
             } else {
                 tables.delete_node(id)?;

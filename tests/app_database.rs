@@ -262,7 +262,7 @@ fn two_indexes_in_one_file_stay_independent_and_delete_index_removes_one() {
     assert!(!delete_index(&db, "titles").unwrap());
     let after = table_names(&db);
     let removed: Vec<&String> = before.iter().filter(|t| !after.contains(t)).collect();
-    assert_eq!(removed.len(), 7, "{removed:?}");
+    assert_eq!(removed.len(), 8, "{removed:?}");
     assert!(removed.iter().all(|t| t.starts_with("hnswdb/titles/")));
     assert!(after.iter().all(|t| before.contains(t)));
     assert_eq!(index_names(&db).unwrap(), ["bodies"]);
@@ -587,7 +587,7 @@ fn a_damaged_index_table_is_corrupt_while_the_apps_tables_read_fine() {
         .unwrap()
         .value()
         .to_vec();
-    format[8..12].copy_from_slice(&2u32.to_le_bytes());
+    format[8..12].copy_from_slice(&3u32.to_le_bytes());
     txn.open_table(meta)
         .unwrap()
         .insert("format", format.as_slice())
@@ -595,7 +595,7 @@ fn a_damaged_index_table_is_corrupt_while_the_apps_tables_read_fine() {
     txn.commit().unwrap();
     assert!(matches!(
         Index::open_in(Arc::clone(&db), "notes"),
-        Err(Error::Version { found: 2, .. })
+        Err(Error::Version { found: 3, .. })
     ));
     settings_untouched(&db);
 }

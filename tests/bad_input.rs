@@ -217,7 +217,7 @@ fn options_mismatch_and_newer_format() {
                 .open_table(redb::TableDefinition::<&str, &[u8]>::new("hnswdb.meta"))
                 .unwrap();
             let mut format = meta.get("format").unwrap().unwrap().value().to_vec();
-            format[8..12].copy_from_slice(&2u32.to_le_bytes());
+            format[8..12].copy_from_slice(&3u32.to_le_bytes());
             meta.insert("format", format.as_slice()).unwrap();
         }
         txn.commit().unwrap();
@@ -227,8 +227,8 @@ fn options_mismatch_and_newer_format() {
         matches!(
             err,
             Error::Version {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ),
         "{err}"

@@ -25,6 +25,7 @@ struct Header {
     durability: u8,
     quick_repair: bool,
     cache_bytes: u64,
+    quantization: u8,
     has_entry: bool,
     entry_id: u32,
     entry_level: u8,

@@ -32,6 +32,7 @@
 //! The kernels are tested against the scalar ones for equal bits (`simd.rs`); setting
 //! `HNSWDB_SCALAR_KERNELS=1` makes a process use the scalar kernels only (see [`simd`]).
 
+pub(crate) mod codes;
 mod scalar;
 pub(crate) mod simd;
 

@@ -11,7 +11,7 @@ use std::mem;
 use super::scratch::Near;
 use super::search::{greedy, level_out_of_range, search_layer, seed};
 use super::select::{adopt, select_neighbours, shrink, Rank, Rule};
-use super::{EntryPoint, GraphWrite, NodeId, Params, Scratch, MAX_LEVEL};
+use super::{EntryPoint, Exact, GraphWrite, NodeId, Params, Scratch, MAX_LEVEL};
 use crate::error::Result;
 
 /// Links node `id` (of `level`, with `vector` in search form) into the graph.
@@ -123,7 +123,11 @@ pub(super) fn connect<G: GraphWrite>(
             for &s in &seeds {
                 seed(&*graph, scratch, s, None)?;
             }
-            search_layer(&*graph, vector, layer, ef, None, scratch)?;
+            let exact = Exact {
+                graph: &*graph,
+                query: vector,
+            };
+            search_layer(&*graph, &exact, layer, ef, None, scratch)?;
             scratch.drain_results(&mut found);
             // Only in a parallel build can the search meet `id` itself: another insert that
             // found it on the layer above may have linked to it here already.

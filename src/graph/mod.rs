@@ -27,7 +27,7 @@ pub(crate) use memory::MemoryGraph;
 pub(crate) use parallel::{link_parallel, repair_parents, Frozen};
 pub(crate) use remove::remove;
 pub(crate) use scratch::Scratch;
-pub(crate) use search::search;
+pub(crate) use search::{search, search_on};
 
 use crate::error::Result;
 
@@ -99,6 +99,34 @@ pub(crate) trait GraphRead {
     fn prefetch_list(&self, _id: NodeId) {}
     /// Distance between two nodes.
     fn distance_between(&self, a: NodeId, b: NodeId) -> Result<f32>;
+}
+
+/// Distances from one query to nodes, as a layer-0 walk compares them: exact ([`Exact`]) or
+/// estimated on compact codes.
+pub(crate) trait Distances {
+    /// The distance from the query to live node `id`.
+    fn distance(&self, id: NodeId) -> Result<f32>;
+    /// A hint that [`distance`](Distances::distance) will read node `id` soon. `id` need not be
+    /// valid.
+    #[inline]
+    fn prefetch(&self, _id: NodeId) {}
+}
+
+/// The exact distances of a graph from `query` (search form).
+pub(crate) struct Exact<'a, G> {
+    pub graph: &'a G,
+    pub query: &'a [f32],
+}
+
+impl<G: GraphRead> Distances for Exact<'_, G> {
+    #[inline]
+    fn distance(&self, id: NodeId) -> Result<f32> {
+        self.graph.distance_to(self.query, id)
+    }
+    #[inline]
+    fn prefetch(&self, id: NodeId) {
+        self.graph.prefetch_vector(id);
+    }
 }
 
 /// Reverse links: who links to a node. Deletes need them exactly, and `check` compares them with

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 
 use super::scratch::Near;
-use super::{GraphRead, NodeId, Scratch, MAX_LEVEL};
+use super::{Distances, Exact, GraphRead, NodeId, Scratch, MAX_LEVEL};
 use crate::error::{Error, Result};
 
 /// With a filter, `search_layer` expands at most this many times `ef` candidates. Unfiltered,
@@ -27,6 +27,22 @@ pub(crate) fn search<G: GraphRead>(
     scratch: &mut Scratch,
     out: &mut Vec<(f32, NodeId)>,
 ) -> Result<()> {
+    let exact = Exact { graph, query };
+    search_on(graph, query, &exact, ef, filter, scratch, out)
+}
+
+/// [`search`], with the layer-0 walk comparing `layer0`'s distances (estimates on compact
+/// codes, say) instead of `graph`'s; the descent through the upper layers stays exact. The
+/// distances in `out` are `layer0`'s.
+pub(crate) fn search_on<G: GraphRead, D: Distances>(
+    graph: &G,
+    query: &[f32],
+    layer0: &D,
+    ef: usize,
+    filter: Option<&dyn Fn(NodeId) -> bool>,
+    scratch: &mut Scratch,
+    out: &mut Vec<(f32, NodeId)>,
+) -> Result<()> {
     out.clear();
     let Some(ep) = graph.entry_point() else {
         return Ok(());
@@ -43,11 +59,21 @@ pub(crate) fn search<G: GraphRead>(
         greedy(graph, query, layer, &mut cur, &mut scratch.links)?;
     }
     scratch.begin();
-    seed(graph, scratch, cur, filter)?;
+    seed(
+        graph,
+        scratch,
+        Near::new(layer0.distance(cur.id)?, cur.id),
+        filter,
+    )?;
     if cur.id != start.id {
-        seed(graph, scratch, start, filter)?;
+        seed(
+            graph,
+            scratch,
+            Near::new(layer0.distance(start.id)?, start.id),
+            filter,
+        )?;
     }
-    search_layer(graph, query, 0, ef, filter, scratch)?;
+    search_layer(graph, layer0, 0, ef, filter, scratch)?;
     out.extend(scratch.results.drain().map(|n| (n.dist, n.id)));
     out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     Ok(())
@@ -107,9 +133,9 @@ pub(super) fn seed<G: GraphRead>(
 /// graph) but never enter W. The loop stops, as in the paper, when the nearest unexpanded
 /// candidate is farther than the farthest of `ef` results; with a filter also after
 /// [`FILTER_EXPANSIONS`]` · ef` expansions.
-pub(super) fn search_layer<G: GraphRead>(
+pub(super) fn search_layer<G: GraphRead, D: Distances>(
     graph: &G,
-    query: &[f32],
+    distances: &D,
     layer: u8,
     ef: usize,
     filter: Option<&dyn Fn(NodeId) -> bool>,
@@ -139,7 +165,7 @@ pub(super) fn search_layer<G: GraphRead>(
         let links = graph.neighbours_ref(c.id, layer, links)?;
         // Start loading every vector about to be compared: the loads overlap.
         for &n in links {
-            graph.prefetch_vector(n);
+            distances.prefetch(n);
         }
         for &n in links {
             if !visited.fits(n) {
@@ -150,7 +176,7 @@ pub(super) fn search_layer<G: GraphRead>(
             if !visited.insert(n) {
                 continue;
             }
-            let dist = graph.distance_to(query, n)?;
+            let dist = distances.distance(n)?;
             let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
             if results.len() < ef || dist < worst {
                 if layer == 0 {

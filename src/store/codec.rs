@@ -30,6 +30,8 @@ pub(crate) struct Header {
     pub durability: u8,
     pub quick_repair: bool,
     pub cache_bytes: u64,
+    /// `Quantization::to_byte`.
+    pub quantization: u8,
     pub has_entry: bool,
     pub entry_id: u32,
     pub entry_level: u8,

@@ -24,8 +24,10 @@ use crate::error::{Error, Location, Result};
 /// The first bytes of every redb file (redb's `MAGICNUMBER`).
 pub(crate) const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 
-/// Size of redb's own page cache: it serves writes and what the layer-0 cache does not hold.
-const REDB_CACHE_BYTES: usize = 256 << 20;
+/// Size of redb's page cache over a backend of the fault tests (`over_backend`): the size an
+/// index file with the default budget gets (`options::page_cache_bytes`).
+#[cfg(feature = "test-hooks")]
+const BACKEND_CACHE_BYTES: usize = 128 << 20;
 
 /// redb's page cache over its in-memory backend, whose reads are copies from memory already.
 const IN_MEMORY_CACHE_BYTES: usize = 16 << 20;
@@ -135,12 +137,13 @@ impl Drop for Db {
     }
 }
 
-/// A new, empty database in `file` (an empty file, open for reading and writing).
-pub(crate) fn create_database(file: File) -> Result<Db> {
+/// A new, empty database in `file` (an empty file, open for reading and writing), with a page
+/// cache of `cache` bytes (it serves writes and what hnswdb's cache does not hold).
+pub(crate) fn create_database(file: File, cache: usize) -> Result<Db> {
     guarded("create", || {
         Ok(Db::owned(
             Database::builder()
-                .set_cache_size(REDB_CACHE_BYTES)
+                .set_cache_size(cache)
                 .create_with_backend(redb::backends::FileBackend::new(file)?)?,
         ))
     })
@@ -170,7 +173,7 @@ impl Db {
     ) -> Result<Db> {
         guarded("open", || {
             Database::builder()
-                .set_cache_size(REDB_CACHE_BYTES)
+                .set_cache_size(BACKEND_CACHE_BYTES)
                 .create_with_backend(backend)
                 .map(Db::owned)
                 .map_err(|e| open_error(e, location))
@@ -178,9 +181,9 @@ impl Db {
     }
 }
 
-/// Opens the database at `path`, refusing files that are missing, empty or not redb files
-/// without changing them.
-pub(crate) fn open_database(path: &Path) -> Result<Db> {
+/// Opens the database at `path` with a page cache of `cache` bytes, refusing files that are
+/// missing, empty or not redb files without changing them.
+pub(crate) fn open_database(path: &Path, cache: usize) -> Result<Db> {
     let not_ours = |detail: &str| Error::NotAnIndex {
         index: Location::File(path.to_owned()),
         detail: detail.into(),
@@ -208,7 +211,7 @@ pub(crate) fn open_database(path: &Path) -> Result<Db> {
     drop(file);
     guarded("open", || {
         Database::builder()
-            .set_cache_size(REDB_CACHE_BYTES)
+            .set_cache_size(cache)
             .open(path)
             .map(Db::owned)
             .map_err(|e| open_error(e, &Location::File(path.to_owned())))
@@ -279,6 +282,7 @@ pub(crate) fn init_tables(
     txn.open_table(names.links())?;
     txn.open_table(names.reverse())?;
     txn.open_table(names.free_ids())?;
+    txn.open_table(names.codes())?;
     write_header(txn, names, header)
 }
 
@@ -458,6 +462,7 @@ pub(crate) fn copy_all(src: &Db, dst: &Db) -> Result<()> {
     copy_table(&read, &txn, from.links(), to.links())?;
     copy_table(&read, &txn, from.reverse(), to.reverse())?;
     copy_table(&read, &txn, from.free_ids(), to.free_ids())?;
+    copy_table(&read, &txn, from.codes(), to.codes())?;
     txn.commit()?;
     Ok(())
 }

@@ -12,7 +12,8 @@ use crate::graph::NodeId;
 ///
 /// Version changes:
 /// - 1: first format.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// - 2: the `codes` table, and `quantization` in the header.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// First bytes of the `format` row of the `meta` table: marks a redb file as an hnswdb index.
 pub(crate) const MAGIC: [u8; 8] = *b"hnswdb\0\0";
@@ -24,7 +25,7 @@ pub(crate) const FORMAT_KEY: &str = "format";
 /// Key of the row holding the rkyv [`Header`](super::codec::Header).
 pub(crate) const HEADER_KEY: &str = "header";
 
-/// The names of an index's seven tables. An index that owns its file uses `hnswdb.<table>`
+/// The names of an index's eight tables. An index that owns its file uses `hnswdb.<table>`
 /// (the names of format 1); an index named `<name>` inside an app's database uses
 /// `hnswdb/<name>/<table>`. Every hnswdb table name starts with `hnswdb`, and hnswdb opens no
 /// other table.
@@ -40,17 +41,19 @@ pub(crate) const HEADER_KEY: &str = "header";
 ///   node, kept exactly in step with `links` (absent when empty). Makes removal exact.
 /// - `free_ids` (`u64` → `()`): node ids free for reuse (below the header's `next_id`, held by
 ///   no live node).
+/// - `codes` (`u64` → bytes): node id → the code of its vector, the little-endian words of the
+///   index's quantizer (`crate::quant`); written with the vector, empty without quantization.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TableNames {
-    names: [String; 7],
+    names: [String; 8],
 }
 
 /// The start of every hnswdb table name.
 pub(crate) const PREFIX: &str = "hnswdb";
 
 /// What follows [`PREFIX`] and a separator in each table's name, in [`TableNames`] order.
-const TABLES: [&str; 7] = [
-    "meta", "keys", "nodes", "vectors", "links", "reverse", "free_ids",
+const TABLES: [&str; 8] = [
+    "meta", "keys", "nodes", "vectors", "links", "reverse", "free_ids", "codes",
 ];
 
 /// The longest index name, in bytes.
@@ -89,7 +92,7 @@ impl TableNames {
     }
 
     /// Every table name, `meta` first.
-    pub(crate) fn all(&self) -> &[String; 7] {
+    pub(crate) fn all(&self) -> &[String; 8] {
         &self.names
     }
 
@@ -113,6 +116,9 @@ impl TableNames {
     }
     pub(crate) fn free_ids(&self) -> TableDefinition<'_, u64, ()> {
         TableDefinition::new(&self.names[6])
+    }
+    pub(crate) fn codes(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.names[7])
     }
 }
 

@@ -6,6 +6,7 @@ use super::codec;
 use super::schema::{link_key, TableNames};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
+use crate::quant::Codec;
 
 /// The tables a graph walk reads, over any transaction.
 pub(crate) struct Tables<K, B> {
@@ -16,6 +17,8 @@ pub(crate) struct Tables<K, B> {
     pub vectors: B,
     pub links: B,
     pub reverse: B,
+    /// Node id → the code of its vector (empty without quantization).
+    pub codes: B,
 }
 
 /// Tables of a committed state, owned (each holds its own read-transaction guard).
@@ -37,6 +40,7 @@ impl ReadTables {
             vectors: txn.open_table(names.vectors())?,
             links: txn.open_table(names.links())?,
             reverse: txn.open_table(names.reverse())?,
+            codes: txn.open_table(names.codes())?,
         })
     }
 }
@@ -54,6 +58,7 @@ impl<'t> WriteTables<'t> {
             vectors: txn.open_table(names.vectors())?,
             links: txn.open_table(names.links())?,
             reverse: txn.open_table(names.reverse())?,
+            codes: txn.open_table(names.codes())?,
         })
     }
 }
@@ -102,6 +107,17 @@ where
                 format!("vectors[{id}]"),
             )),
             Some(bytes) => codec::with_vector(bytes.value(), self.dim, id, f),
+        }
+    }
+
+    /// Replaces `out` with the code row of node `id` as `codec` reads it.
+    pub(crate) fn code_into(&self, codec: &Codec, id: NodeId, out: &mut Vec<u64>) -> Result<()> {
+        match self.codes.get(u64::from(id))? {
+            None => Err(Error::corrupt(
+                "a live node has no code",
+                format!("codes[{id}]"),
+            )),
+            Some(bytes) => codec.read_row(bytes.value(), id, out),
         }
     }
 
@@ -163,6 +179,20 @@ where
         Ok(())
     }
 
+    /// Calls `f` with every stored code row of an id below `end`, ascending by id, as raw
+    /// bytes (the caller checks the length).
+    pub(crate) fn scan_codes(
+        &self,
+        end: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        for row in self.codes.range::<u64>(..end)? {
+            let (id, bytes) = row?;
+            f(id.value(), bytes.value())?;
+        }
+        Ok(())
+    }
+
     /// Calls `f` with every forward (`reverse == false`) or reverse list, ascending by node and
     /// layer.
     pub(crate) fn scan_lists(
@@ -203,10 +233,18 @@ impl WriteTables<'_> {
         Ok(())
     }
 
-    /// Deletes node `id`'s record and vector.
+    /// Deletes node `id`'s record, vector and code.
     pub(crate) fn delete_node(&mut self, id: NodeId) -> Result<()> {
         self.nodes.remove(u64::from(id))?;
         self.vectors.remove(u64::from(id))?;
+        self.codes.remove(u64::from(id))?;
+        Ok(())
+    }
+
+    /// Writes node `id`'s code row.
+    pub(crate) fn put_code(&mut self, id: NodeId, row: &[u64]) -> Result<()> {
+        self.codes
+            .insert(u64::from(id), crate::quant::row_to_bytes(row).as_slice())?;
         Ok(())
     }
 
