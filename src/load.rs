@@ -4,8 +4,9 @@
 //! [`Snapshot`] with no cached part: searches and writes work on it at once, reading what is
 //! missing from the file. A loader thread then reads the parts from the snapshot it was given
 //! (a read transaction at the opened commit), in the order they pay off: node slots and upper
-//! layers, then the layer-0 vectors, then the layer-0 lists, each only within the budget as
-//! `Snapshot::load` decides. It installs each part as soon as it is read, so searches speed up
+//! layers, then layer 0 in the order of `snapshot::stages` (vectors, then lists; with
+//! quantization codes, lists, then vectors), each only within the budget as `Snapshot::load`
+//! decides. It installs each part as soon as it is read, so searches speed up
 //! step by step.
 //!
 //! Commits go on meanwhile. Each one records, in `WriterState::changes`, the nodes and lists it

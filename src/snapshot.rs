@@ -12,10 +12,10 @@
 //! from the nodes table (no row: not live), an upper node's vector and lists from the vectors
 //! and links tables. This is what makes an open fast: `Index::open` publishes a snapshot with
 //! no part loaded (the header and the free ids only) and loads the parts in the background
-//! (`crate::load`), in the order they pay off: node slots and upper layers, then layer-0
-//! vectors, then layer-0 lists. Invariant: the parts are present in that order only (lists ⇒
-//! vectors ⇒ upper layers ⇒ node slots), so a write transaction on a snapshot without upper
-//! layers keeps every layer-0 change in its overlay too.
+//! (`crate::load`), in the order they pay off ([`stages`]): node slots and upper layers, then
+//! layer-0 vectors, then layer-0 lists; with quantization, codes and lists before vectors.
+//! Invariant: the parts present are a prefix of that order, so a write transaction on a
+//! snapshot without upper layers keeps every layer-0 change in its overlay too.
 //!
 //! A part is loaded at one commit and installed at a later one: [`Snapshot::install`] re-reads
 //! from the file whatever the commits in between changed ([`Changes`]), so nothing is lost.

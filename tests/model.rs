@@ -5,13 +5,15 @@
 //! `compact` (a fresh database, and the snapshot loaded from it), with more cases since it is
 //! faster; and over two named indexes in one app database (redb in memory) that every write changes
 //! alike, `Op::Txn` through one multi-index transaction, where a reopen opens both by name again.
+//! Every run draws a quantization too: with codes, an exact search (ef ≥ len) re-ranks every
+//! candidate, so the answers must be the model's exactly as well.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hnswdb::{redb, Index, Metric, Options, SearchParams};
+use hnswdb::{redb, Index, Metric, Options, Quantization, SearchParams};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -59,6 +61,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn metric() -> impl Strategy<Value = Metric> {
     prop_oneof![Just(Metric::L2), Just(Metric::Cosine), Just(Metric::Dot)]
+}
+
+fn quantization() -> impl Strategy<Value = Quantization> {
+    prop_oneof![
+        Just(Quantization::None),
+        Just(Quantization::Int8),
+        Just(Quantization::Binary)
+    ]
 }
 
 /// Checks that `hits` are an exact answer: the right count, ascending, each distance equal to
@@ -203,12 +213,13 @@ fn assert_holds(index: &Index, model: &BTreeMap<u64, Vec<f32>>) {
     }
 }
 
-fn run(storage: Storage, metric: Metric, m: usize, ops: Vec<Op>) {
+fn run(storage: Storage, metric: Metric, quantization: Quantization, m: usize, ops: Vec<Op>) {
     let options = Options::new(DIM)
         .metric(metric)
         .m(m)
         .ef_construction(16)
-        .seed(7);
+        .seed(7)
+        .quantization(quantization);
     let mut subject = Subject::new(storage, options);
     let mut model: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
     for op in ops {
@@ -310,8 +321,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn index_matches_model(metric in metric(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
-        run(Storage::File, metric, m, ops);
+    fn index_matches_model(metric in metric(), quantization in quantization(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
+        run(Storage::File, metric, quantization, m, ops);
     }
 }
 
@@ -319,8 +330,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn in_memory_index_matches_model(metric in metric(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
-        run(Storage::Memory, metric, m, ops);
+    fn in_memory_index_matches_model(metric in metric(), quantization in quantization(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
+        run(Storage::Memory, metric, quantization, m, ops);
     }
 }
 
@@ -328,7 +339,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
-    fn named_indexes_in_an_app_database_match_model(metric in metric(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
-        run(Storage::Named, metric, m, ops);
+    fn named_indexes_in_an_app_database_match_model(metric in metric(), quantization in quantization(), m in 2usize..6, ops in prop::collection::vec(op(), 1..80)) {
+        run(Storage::Named, metric, quantization, m, ops);
     }
 }

@@ -1,7 +1,8 @@
 //! Export streams, valid, damaged and arbitrary, fed to `Index::import` (a file) and
 //! `Index::import_in` (a named index in an app database, redb in memory). Either the import
 //! works, and then the index verifies clean and exports exactly the bytes it was given (a
-//! stream is canonical: keys ascending, every field checked), or it returns an error and leaves
+//! stream is canonical: keys ascending, every field checked; a version 1 stream comes back as
+//! version 2, its only difference), or it returns an error and leaves
 //! nothing behind: no file and no stray file in the folder, no table in the app database. Never
 //! a panic (libFuzzer aborts on any), never an allocation sized by the stream alone.
 //!
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use arbitrary::Arbitrary;
 use hnswdb::redb::{self, ReadableDatabase};
-use hnswdb::{Error, Index, Metric, Options};
+use hnswdb::{Error, Index, Metric, Options, Quantization};
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -37,8 +38,14 @@ struct Input {
 
 /// A valid stream of `rows` (the last vector of a repeated key wins; rows invalid under the
 /// metric are left out).
-fn valid_stream(metric: Metric, dim: usize, rows: &[(u16, [i8; 4])]) -> Vec<u8> {
-    let index = Index::in_memory(Options::new(dim).metric(metric).m(4)).unwrap();
+fn valid_stream(
+    metric: Metric,
+    quantization: Quantization,
+    dim: usize,
+    rows: &[(u16, [i8; 4])],
+) -> Vec<u8> {
+    let options = Options::new(dim).metric(metric).m(4);
+    let index = Index::in_memory(options.quantization(quantization)).unwrap();
     for (key, v) in rows.iter().take(64) {
         let v: Vec<f32> = v[..dim].iter().map(|&x| f32::from(x) / 4.0).collect();
         match index.insert(u64::from(*key), &v) {
@@ -71,15 +78,28 @@ fn edited(mut stream: Vec<u8>, edits: &[(u16, u8)], fix_crc: bool) -> Vec<u8> {
     stream
 }
 
-/// An imported index: clean, and its export is the stream it came from.
+/// An imported index: clean, and its export is the stream it came from (in version 2).
 fn check_imported(index: &Index, stream: &[u8]) {
     index.verify().unwrap();
     let mut again = Vec::new();
     index.export(&mut again).unwrap();
     assert!(
-        again == stream,
+        again == as_version_2(stream),
         "the export differs from the stream imported"
     );
+}
+
+/// `stream` as version 2 writes it: a version 1 stream (no quantization byte) differs only in
+/// its version and so its checksum.
+fn as_version_2(stream: &[u8]) -> Vec<u8> {
+    let mut stream = stream.to_vec();
+    if stream.len() >= 16 && stream[8..12] == 1u32.to_le_bytes() {
+        stream[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let body = stream.len() - 4;
+        let crc = crc32fast::hash(&stream[..body]);
+        stream[body..].copy_from_slice(&crc.to_le_bytes());
+    }
+    stream
 }
 
 fn expected_error(e: &Error) -> bool {
@@ -94,9 +114,11 @@ fn run(input: Input) {
         input.bytes
     } else {
         let metric = [Metric::L2, Metric::Cosine, Metric::Dot][usize::from(input.metric % 3)];
+        let quantization = [Quantization::None, Quantization::Int8, Quantization::Binary]
+            [usize::from(input.metric / 3 % 3)];
         let dim = 1 + usize::from(input.dim % 4);
         edited(
-            valid_stream(metric, dim, &input.rows),
+            valid_stream(metric, quantization, dim, &input.rows),
             &input.edits,
             input.fix_crc,
         )

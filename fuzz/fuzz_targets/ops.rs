@@ -2,7 +2,7 @@
 //! inserts, upserts, batches, removes, gets, exact searches (`ef >= len`, with and without a
 //! filter), batch searches on 1 to 3 threads (each answer that of `search_with`, a bad query
 //! failing the batch), committed and dropped transactions, reopening (with new per-open options) and
-//! compaction, under all three metrics and dimensions 1 to 4. Vectors come from a coarse grid
+//! compaction, under all three metrics, every quantization and dimensions 1 to 4. Vectors come from a coarse grid
 //! (ties and duplicates) or from raw bits (`-0.0`, subnormals, NaN, huge values).
 //!
 //! One input in four runs on a file, where a reopen opens it again; one in four on a named index
@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use arbitrary::Arbitrary;
 use hnswdb::redb::{self, ReadableTableMetadata, TableDefinition};
-use hnswdb::{Durability, Error, Hit, Index, Metric, Options, SearchParams};
+use hnswdb::{Durability, Error, Hit, Index, Metric, Options, Quantization, SearchParams};
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -38,7 +38,9 @@ struct Input {
     m: u8,
     ef_construction: u8,
     seed: u8,
-    /// Layer-0 cache: none, the vectors of the first 64 ids (one chunk), or all of it.
+    /// Memory budget, modulo 4: none; redb's page cache and 64 vectors (one chunk); and 8 KiB
+    /// (codes and lists of small indexes); or all of it. Divided by 4, modulo 3: the
+    /// quantization (none, int8, binary).
     cache: u8,
     /// A file when 0 modulo 4, a named index in an app database when 1, else memory.
     storage: u8,
@@ -380,10 +382,16 @@ fn run(input: Input) {
         .m(2 + usize::from(input.m % 6))
         .ef_construction(1 + usize::from(input.ef_construction % 32))
         .seed(u64::from(input.seed))
-        .cache_bytes(match input.cache % 3 {
+        .quantization(
+            [Quantization::None, Quantization::Int8, Quantization::Binary]
+                [usize::from(input.cache / 4 % 3)],
+        )
+        .cache_bytes(match input.cache % 4 {
+            // redb's page cache takes at least 1 MiB of a budget.
             0 => 0,
-            1 => (64 * 4 * dim) as u64,
-            _ => 1 << 20,
+            1 => (1 << 20) + (64 * 4 * dim) as u64,
+            2 => (1 << 20) + (8 << 10),
+            _ => 4 << 20,
         });
     let dir = (input.storage % 4 == 0).then(scratch_dir);
     let (home, index) = match (&dir, input.storage % 4) {
