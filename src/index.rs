@@ -43,12 +43,23 @@ pub struct Index {
     closed: bool,
 }
 
-/// How an open loads the cache: in the background with the layer-0 budget given (else the
+/// How an open loads the cache: in the background with the memory budget given (else the
 /// stored one), or the same held back until `resume_load`.
 pub(crate) enum Load {
     Background(Option<u64>),
     #[cfg(feature = "test-hooks")]
     Paused(Option<u64>),
+}
+
+impl Load {
+    /// The memory budget given, if any.
+    fn budget(&self) -> Option<u64> {
+        match *self {
+            Load::Background(budget) => budget,
+            #[cfg(feature = "test-hooks")]
+            Load::Paused(budget) => budget,
+        }
+    }
 }
 
 impl Index {
@@ -187,11 +198,7 @@ impl Index {
 
     fn open_inner(path: &Path, check_storage: bool, load: Load) -> Result<Index> {
         files::remove_leftovers(path);
-        let requested = match load {
-            Load::Background(budget) => budget,
-            #[cfg(feature = "test-hooks")]
-            Load::Paused(budget) => budget,
-        };
+        let requested = load.budget();
         let guess = page_cache_bytes(requested.unwrap_or(DEFAULT_CACHE_BYTES));
         let mut db = store::open_database(path, guess)?;
         if requested.is_none() {

@@ -53,3 +53,8 @@ pub use write_txn::{IndexWrite, WriteTxn};
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub use distance::simd::bench as __bench;
+
+/// Code kernels for `benches/` and the tests; not part of the API, no stability promise.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub use distance::codes::bench as __codes_bench;
