@@ -15,7 +15,7 @@ use crate::error::Context;
 use crate::report::{self, bytes, duration, thousands, BatchPoint, SearchPoint};
 use crate::search::{check_truth, evaluate, evaluate_batch, micros, percentile};
 use crate::vecio::{self, Vectors};
-use crate::{BenchArgs, CacheArg, CliError};
+use crate::{rss, BenchArgs, BenchQuantizationArg, CacheArg, CliError};
 
 /// Default size of the generated data set: sized so the whole run takes about 15 seconds on two
 /// cores in release mode.
@@ -48,16 +48,41 @@ struct BenchJson {
     metric: String,
     m: usize,
     ef_construction: usize,
-    build_seconds: f64,
-    build_threads: usize,
-    file_bytes: u64,
-    /// One sweep per layer-0 cache setting.
+    /// `--rescore`, when given (else each search re-ranks `ef` candidates).
+    rescore: Option<usize>,
+    /// One index built per quantization setting.
+    builds: Vec<Build>,
+    /// One sweep per quantization and memory setting.
     sweeps: Vec<CacheSweep>,
-    /// Latency of single inserts into the built index, per durability setting.
-    single_inserts: Vec<InsertLatency>,
     /// Peak resident memory of the whole bench process (data set and ground truth included),
     /// where the OS reports it.
     peak_rss_bytes: Option<u64>,
+}
+
+/// The index built with one quantization setting.
+#[derive(Serialize)]
+struct Build {
+    /// `none`, `int8` or `binary`.
+    quantization: String,
+    build_seconds: f64,
+    build_threads: usize,
+    file_bytes: u64,
+    /// Latency of single inserts into the built index, per durability setting.
+    single_inserts: Vec<InsertLatency>,
+}
+
+/// What the index held in memory after a sweep ([`hnswdb::Stats`]), in bytes.
+#[derive(Serialize)]
+struct Memory {
+    /// Node table and upper layers.
+    upper: u64,
+    codes: u64,
+    /// Layer-0 lists.
+    links: u64,
+    /// Layer-0 `f32` vectors.
+    vectors: u64,
+    /// The most redb's page cache may take.
+    page_cache_limit: u64,
 }
 
 /// Latency of one `insert` call (its own transaction) under one durability setting.
@@ -80,11 +105,18 @@ struct InsertLatency {
     commit_p99_us: f64,
 }
 
-/// A reopen and an `ef` sweep under one layer-0 cache setting.
+/// A reopen and an `ef` sweep under one quantization and memory setting.
 #[derive(Serialize)]
 struct CacheSweep {
-    /// `"on"` (all of layer 0 in memory) or `"off"` (layer 0 read from the file).
-    cache: &'static str,
+    /// `none`, `int8` or `binary`.
+    quantization: String,
+    /// `"on"` (all of layer 0 in memory), `"off"` (layer 0 read from the file) or `"budget
+    /// <size>"` (`--cache-bytes`).
+    cache: String,
+    /// `Options::cache_bytes` of the sweep.
+    cache_bytes: u64,
+    /// What the index held in memory after the sweep.
+    memory: Memory,
     open_ms: f64,
     first_query_ms: f64,
     /// From the start of the open until the background cache load finished.
@@ -119,88 +151,46 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         .prefix("hnswdb-bench-")
         .tempdir()
         .context("cannot make a temporary directory for the index")?;
-    let path = work.path().join("bench.hnsw");
 
     let options = Options::new(dim)
         .metric(data.metric)
         .m(args.m)
         .ef_construction(args.ef_construction)
         .build_threads(args.threads);
-    let index = Index::create(&path, options.clone()).context("cannot create the index")?;
-    let keys: Vec<u64> = (0..n as u64).collect();
-    let rows: Vec<usize> = (0..n).collect();
-    let batch = if args.batch == 0 { n } else { args.batch };
-    let build_time = insert_rows(&index, &data.base, &keys, &rows, batch)?;
-    let threads = options.get_build_threads();
-    writeln!(
-        out,
-        "build     {}  ({} vectors/s; m {}, ef_construction {}, {} per transaction, {threads} \
-         threads, durable commits)",
-        duration(build_time),
-        thousands((n as f64 / build_time.as_secs_f64().max(1e-9)).round() as u64),
-        args.m,
-        args.ef_construction,
-        thousands(batch as u64)
-    )?;
-    drop(index);
-    let file_bytes = fs::metadata(&path)
-        .map_err(|e| CliError::io(&path, e))?
-        .len();
-    writeln!(
-        out,
-        "file      {}  ({:.0} bytes per vector; the raw vectors take {} bytes)",
-        bytes(file_bytes),
-        file_bytes as f64 / n as f64,
-        dim * 4
-    )?;
-
-    let caches: &[(&'static str, u64)] = match args.cache {
-        CacheArg::On => &[("on", CACHE_ALL)],
-        CacheArg::Off => &[("off", 0)],
-        CacheArg::Both => &[("on", CACHE_ALL), ("off", 0)],
+    if let Some(n) = args.rescore {
+        writeln!(
+            out,
+            "rescore   {n} candidates re-ranked with exact distances"
+        )?;
+    }
+    let caches: Vec<(String, u64)> = match (args.cache_bytes, args.cache) {
+        (Some(budget), _) => vec![(format!("budget {}", bytes(budget)), budget)],
+        (None, CacheArg::On) => vec![("on".into(), CACHE_ALL)],
+        (None, CacheArg::Off) => vec![("off".into(), 0)],
+        (None, CacheArg::Both) => vec![("on".into(), CACHE_ALL), ("off".into(), 0)],
     };
+    let mut builds = Vec::new();
     let mut sweeps = Vec::new();
-    for &(cache, budget) in caches {
-        sweeps.push(sweep_with_cache(
-            &path, &options, cache, budget, &data, k, args, &mut out,
-        )?);
+    for quantization in args.quantization.settings() {
+        writeln!(out, "\n=== quantization {quantization}")?;
+        let options = options.clone().quantization(quantization);
+        let path = work.path().join(format!("bench-{quantization}.hnsw"));
+        let (build_seconds, file_bytes) = build(&path, &options, &data, args, &mut out)?;
+        for (cache, budget) in &caches {
+            sweeps.push(sweep_with_cache(
+                &path, &options, cache, *budget, &data, k, args, &mut out,
+            )?);
+        }
+        builds.push(Build {
+            quantization: quantization.to_string(),
+            build_seconds,
+            build_threads: options.get_build_threads(),
+            file_bytes,
+            single_inserts: single_inserts(&path, &options, &data, &mut out)?,
+        });
     }
 
-    let mut single_inserts = Vec::new();
-    writeln!(
-        out,
-        "\nsingle inserts: {SINGLE_INSERTS} calls of `insert` (one transaction each) into the \
-         built index, per durability"
-    )?;
-    for (name, durability) in [
-        ("eventual", Durability::Eventual),
-        ("immediate", Durability::Immediate),
-    ] {
-        let point = time_single_inserts(&path, &options, durability, name, &data, n)?;
-        writeln!(
-            out,
-            "  {name:<10} p50 {:>6.0} µs   p99 {:>6.0} µs   of which graph work p50 {:>5.0} µs \
-             (p99 {:.0}), commit p50 {:>5.0} µs (p99 {:.0})",
-            point.p50_us,
-            point.p99_us,
-            point.graph_p50_us,
-            point.graph_p99_us,
-            point.commit_p50_us,
-            point.commit_p99_us
-        )?;
-        single_inserts.push(point);
-    }
-    if let [eventual, immediate] = &single_inserts[..] {
-        let fsync = immediate.commit_p50_us - eventual.commit_p50_us;
-        writeln!(
-            out,
-            "  the fsync (immediate commit p50 − eventual commit p50) takes {fsync:.0} µs; the graph \
-             work p50 is {:.2}× that",
-            immediate.graph_p50_us / fsync
-        )?;
-    }
-
-    let peak_rss = peak_rss_bytes();
+    let peak_rss = rss::peak();
     if let Some(peak) = peak_rss {
         writeln!(
             out,
@@ -219,7 +209,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     );
     let series: Vec<(String, &[SearchPoint])> = sweeps
         .iter()
-        .map(|s| (format!("layer-0 cache {}", s.cache), s.sweep.as_slice()))
+        .map(|s| (sweep_label(s, args), s.sweep.as_slice()))
         .collect();
     report::plot_recall_qps(&plot, &title, &series)?;
     let results = out_dir.join("bench.json");
@@ -231,11 +221,9 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         metric: data.metric.to_string(),
         m: args.m,
         ef_construction: args.ef_construction,
-        build_seconds: build_time.as_secs_f64(),
-        build_threads: threads,
-        file_bytes,
+        rescore: args.rescore,
+        builds,
         sweeps,
-        single_inserts,
         peak_rss_bytes: peak_rss,
     };
     let text = serde_json::to_string_pretty(&json).map_err(io::Error::from)?;
@@ -243,6 +231,100 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     writeln!(out, "\nplot      {}", plot.display())?;
     writeln!(out, "results   {}", results.display())?;
     Ok(())
+}
+
+/// The plot's name for sweep `s`: its memory setting, and its quantization when the bench has
+/// several or one other than none.
+fn sweep_label(s: &CacheSweep, args: &BenchArgs) -> String {
+    let memory = match args.cache_bytes {
+        Some(_) => s.cache.clone(),
+        None => format!("layer-0 cache {}", s.cache),
+    };
+    match args.quantization {
+        BenchQuantizationArg::None => memory,
+        _ => format!("{}, {memory}", s.quantization),
+    }
+}
+
+/// Builds the index at `path` with `options` over the data set in one durable transaction per
+/// `--batch` rows, and reports the time and the file size.
+fn build(
+    path: &Path,
+    options: &Options,
+    data: &Dataset,
+    args: &BenchArgs,
+    out: &mut impl Write,
+) -> Result<(f64, u64), CliError> {
+    let n = data.base.len();
+    let index = Index::create(path, options.clone()).context("cannot create the index")?;
+    let keys: Vec<u64> = (0..n as u64).collect();
+    let rows: Vec<usize> = (0..n).collect();
+    let batch = if args.batch == 0 { n } else { args.batch };
+    let build_time = insert_rows(&index, &data.base, &keys, &rows, batch)?;
+    writeln!(
+        out,
+        "build     {}  ({} vectors/s; m {}, ef_construction {}, {} per transaction, {} \
+         threads, durable commits)",
+        duration(build_time),
+        thousands((n as f64 / build_time.as_secs_f64().max(1e-9)).round() as u64),
+        args.m,
+        args.ef_construction,
+        thousands(batch as u64),
+        options.get_build_threads()
+    )?;
+    drop(index);
+    let file_bytes = fs::metadata(path).map_err(|e| CliError::io(path, e))?.len();
+    writeln!(
+        out,
+        "file      {}  ({:.0} bytes per vector; the raw vectors take {} bytes)",
+        bytes(file_bytes),
+        file_bytes as f64 / n as f64,
+        data.base.dim() * 4
+    )?;
+    Ok((build_time.as_secs_f64(), file_bytes))
+}
+
+/// Times single inserts into the index at `path` under each durability, and reports them.
+fn single_inserts(
+    path: &Path,
+    options: &Options,
+    data: &Dataset,
+    out: &mut impl Write,
+) -> Result<Vec<InsertLatency>, CliError> {
+    let mut points = Vec::new();
+    writeln!(
+        out,
+        "\nsingle inserts: {SINGLE_INSERTS} calls of `insert` (one transaction each) into the \
+         built index, per durability"
+    )?;
+    for (name, durability) in [
+        ("eventual", Durability::Eventual),
+        ("immediate", Durability::Immediate),
+    ] {
+        let point = time_single_inserts(path, options, durability, name, data, data.base.len())?;
+        writeln!(
+            out,
+            "  {name:<10} p50 {:>6.0} µs   p99 {:>6.0} µs   of which graph work p50 {:>5.0} µs \
+             (p99 {:.0}), commit p50 {:>5.0} µs (p99 {:.0})",
+            point.p50_us,
+            point.p99_us,
+            point.graph_p50_us,
+            point.graph_p99_us,
+            point.commit_p50_us,
+            point.commit_p99_us
+        )?;
+        points.push(point);
+    }
+    if let [eventual, immediate] = &points[..] {
+        let fsync = immediate.commit_p50_us - eventual.commit_p50_us;
+        writeln!(
+            out,
+            "  the fsync (immediate commit p50 − eventual commit p50) takes {fsync:.0} µs; the graph \
+             work p50 is {:.2}× that",
+            immediate.graph_p50_us / fsync
+        )?;
+    }
+    Ok(points)
 }
 
 /// A cache budget that holds all of layer 0.
@@ -254,7 +336,7 @@ const CACHE_ALL: u64 = u64::MAX / 2;
 fn sweep_with_cache(
     path: &Path,
     options: &Options,
-    cache: &'static str,
+    cache: &str,
     budget: u64,
     data: &Dataset,
     k: usize,
@@ -276,8 +358,13 @@ fn sweep_with_cache(
     let loaded = start.elapsed();
     writeln!(
         out,
-        "\nlayer-0 cache {cache}: {} to open the file, then {} for the first query; \
+        "\n{} {cache}: {} to open the file, then {} for the first query; \
          cache loaded in the background {} after the open began",
+        if args.cache_bytes.is_some() {
+            "memory"
+        } else {
+            "layer-0 cache"
+        },
         duration(open_time),
         duration(first_query),
         duration(loaded)
@@ -293,9 +380,9 @@ fn sweep_with_cache(
     for &ef in &args.ef {
         let ef = usize::try_from(ef).unwrap_or(usize::MAX);
         // Best of RUNS by queries/s: other load on the machine only ever slows a run down.
-        let mut point = evaluate(&index, &data.queries, &data.truth, k, ef)?;
+        let mut point = evaluate(&index, &data.queries, &data.truth, k, ef, args.rescore)?;
         for _ in 1..RUNS {
-            let again = evaluate(&index, &data.queries, &data.truth, k, ef)?;
+            let again = evaluate(&index, &data.queries, &data.truth, k, ef, args.rescore)?;
             if again.qps > point.qps {
                 point = again;
             }
@@ -306,9 +393,20 @@ fn sweep_with_cache(
     }
     let mut batch = Vec::new();
     for threads in [1, args.threads] {
-        let mut point = evaluate_batch(&index, &data.queries, &data.truth, k, BATCH_EF, threads)?;
+        let batch_point = || {
+            evaluate_batch(
+                &index,
+                &data.queries,
+                &data.truth,
+                k,
+                BATCH_EF,
+                args.rescore,
+                threads,
+            )
+        };
+        let mut point = batch_point()?;
         for _ in 1..RUNS {
-            let again = evaluate_batch(&index, &data.queries, &data.truth, k, BATCH_EF, threads)?;
+            let again = batch_point()?;
             if again.qps > point.qps {
                 point = again;
             }
@@ -327,8 +425,31 @@ fn sweep_with_cache(
             all.recall
         )?;
     }
+    let stats = index.stats()?;
+    let memory = Memory {
+        upper: stats.upper_bytes,
+        codes: stats.codes_bytes,
+        links: stats.links_bytes,
+        vectors: stats.vectors_bytes,
+        page_cache_limit: stats.page_cache_bytes,
+    };
+    writeln!(
+        out,
+        "memory: upper layers {}, codes {}, layer-0 lists {}, f32 vectors {} ({} of {}); \
+         redb page cache up to {}",
+        bytes(memory.upper),
+        bytes(memory.codes),
+        bytes(memory.links),
+        bytes(memory.vectors),
+        thousands(stats.layer0_vectors_in_cache),
+        thousands(stats.len),
+        bytes(memory.page_cache_limit)
+    )?;
     Ok(CacheSweep {
-        cache,
+        quantization: options.get_quantization().to_string(),
+        cache: cache.to_string(),
+        cache_bytes: budget,
+        memory,
         open_ms: ms(open_time),
         first_query_ms: ms(first_query),
         loaded_ms: ms(loaded),
@@ -385,14 +506,6 @@ fn time_single_inserts(
         commit_p50_us: p(&commit, 0.50),
         commit_p99_us: p(&commit, 0.99),
     })
-}
-
-/// Peak resident memory of this process (`VmHWM`), where the OS reports it (Linux).
-fn peak_rss_bytes() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// Writes the data set as `base.fvecs`, `query.fvecs` and `gt.ivecs` into `dir`.

@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hnswdb::{Index, Metric, Options};
+use hnswdb::{Index, Metric, Options, Quantization};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::{duration, thousands};
@@ -132,7 +132,11 @@ fn open_for_build(args: &BuildArgs, dim: usize) -> Result<Index, CliError> {
     let options = Options::new(dim)
         .metric(args.metric.unwrap_or(DEFAULT_METRIC).into())
         .m(args.m.unwrap_or(DEFAULT_M))
-        .ef_construction(args.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION));
+        .ef_construction(args.ef_construction.unwrap_or(DEFAULT_EF_CONSTRUCTION))
+        .quantization(
+            args.quantization
+                .map_or(Quantization::None, Quantization::from),
+        );
     let index = target
         .reach(Mode::OpenOrCreate(options))
         .map_err(|e| target.explain(e, "cannot resume the build"))?;
@@ -174,6 +178,17 @@ fn open_for_build(args: &BuildArgs, dim: usize) -> Result<Index, CliError> {
             "--ef-construction",
             stored.get_ef_construction().to_string(),
             ef.to_string(),
+        );
+    }
+    if let Some(q) = args
+        .quantization
+        .map(Quantization::from)
+        .filter(|&q| q != stored.get_quantization())
+    {
+        return mismatch(
+            "--quantization",
+            stored.get_quantization().to_string(),
+            q.to_string(),
         );
     }
     Ok(index)

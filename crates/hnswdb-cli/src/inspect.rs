@@ -29,6 +29,7 @@ struct StatsJson {
     durability: &'static str,
     quick_repair: bool,
     cache_budget_bytes: u64,
+    quantization: String,
     nodes_per_level: Vec<u64>,
     /// `nodes_per_layer[l]`: nodes present on layer `l` (those of level ≥ `l`).
     nodes_per_layer: Vec<u64>,
@@ -38,6 +39,13 @@ struct StatsJson {
     free_ids: u64,
     file_bytes: u64,
     cache_bytes: u64,
+    /// Of `cache_bytes`: node table and upper layers, codes, layer-0 lists, layer-0 vectors.
+    upper_bytes: u64,
+    codes_bytes: u64,
+    links_bytes: u64,
+    vectors_bytes: u64,
+    /// The most redb's page cache may take, beside `cache_bytes`.
+    page_cache_bytes: u64,
     layer0_vectors_cached: bool,
     layer0_vectors_in_cache: u64,
     layer0_links_cached: bool,
@@ -74,6 +82,7 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
             durability: durability_name(o.get_durability()),
             quick_repair: o.get_quick_repair(),
             cache_budget_bytes: o.get_cache_bytes(),
+            quantization: o.get_quantization().to_string(),
             nodes_per_level: stats.nodes_per_level.clone(),
             nodes_per_layer: nodes_per_layer(&stats),
             degree_histogram: stats.degree_histogram.clone(),
@@ -81,6 +90,11 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
             free_ids: stats.free_ids,
             file_bytes: stats.file_bytes,
             cache_bytes: stats.cache_bytes,
+            upper_bytes: stats.upper_bytes,
+            codes_bytes: stats.codes_bytes,
+            links_bytes: stats.links_bytes,
+            vectors_bytes: stats.vectors_bytes,
+            page_cache_bytes: stats.page_cache_bytes,
             layer0_vectors_cached: stats.layer0_vectors_cached,
             layer0_vectors_in_cache: stats.layer0_vectors_in_cache,
             layer0_links_cached: stats.layer0_links_cached,
@@ -105,6 +119,7 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
         o.get_ef_search(),
         o.get_seed()
     )?;
+    writeln!(out, "quantization     {}", o.get_quantization())?;
     writeln!(
         out,
         "durability       {}, quick repair {}",
@@ -130,11 +145,21 @@ pub fn stats(args: &StatsArgs) -> Result<(), CliError> {
     };
     writeln!(
         out,
-        "cache            {} in all (layer-0 budget {}); layer-0 vectors {}, links {}",
+        "cache            {} in all (budget {}); layer-0 vectors {}, links {}",
         bytes(stats.cache_bytes),
         bytes(o.get_cache_bytes()),
         vectors,
         cached(stats.layer0_links_cached)
+    )?;
+    writeln!(
+        out,
+        "memory           upper layers {}, codes {}, layer-0 lists {}, f32 vectors {}; redb \
+         page cache up to {}",
+        bytes(stats.upper_bytes),
+        bytes(stats.codes_bytes),
+        bytes(stats.links_bytes),
+        bytes(stats.vectors_bytes),
+        bytes(stats.page_cache_bytes)
     )?;
     writeln!(out, "free ids         {}", thousands(stats.free_ids))?;
     match stats.max_level {

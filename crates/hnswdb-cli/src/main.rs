@@ -11,6 +11,7 @@ mod error;
 mod inspect;
 mod maintain;
 mod report;
+mod rss;
 mod search;
 mod target;
 mod vecio;
@@ -90,6 +91,59 @@ pub(crate) enum CacheArg {
     Both,
 }
 
+/// The quantization of a new index, as named on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QuantizationArg {
+    /// No codes: searches compare the f32 vectors.
+    None,
+    /// A byte per dimension: searches walk on the codes and re-rank with exact distances.
+    Int8,
+    /// A bit per dimension after a fixed rotation (for high-dimensional embeddings).
+    Binary,
+}
+
+impl From<QuantizationArg> for hnswdb::Quantization {
+    fn from(q: QuantizationArg) -> hnswdb::Quantization {
+        match q {
+            QuantizationArg::None => hnswdb::Quantization::None,
+            QuantizationArg::Int8 => hnswdb::Quantization::Int8,
+            QuantizationArg::Binary => hnswdb::Quantization::Binary,
+        }
+    }
+}
+
+/// Which quantizations `bench` builds and sweeps.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BenchQuantizationArg {
+    /// No codes.
+    None,
+    /// A byte per dimension.
+    Int8,
+    /// A bit per dimension.
+    Binary,
+    /// The three, one index each, on the same data.
+    All,
+}
+
+impl BenchQuantizationArg {
+    /// The quantizations to build, in order.
+    pub(crate) fn settings(self) -> Vec<hnswdb::Quantization> {
+        let one = |q: QuantizationArg| vec![q.into()];
+        match self {
+            BenchQuantizationArg::None => one(QuantizationArg::None),
+            BenchQuantizationArg::Int8 => one(QuantizationArg::Int8),
+            BenchQuantizationArg::Binary => one(QuantizationArg::Binary),
+            BenchQuantizationArg::All => [
+                QuantizationArg::None,
+                QuantizationArg::Int8,
+                QuantizationArg::Binary,
+            ]
+            .map(hnswdb::Quantization::from)
+            .to_vec(),
+        }
+    }
+}
+
 /// The distance metric, as named on the command line.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MetricArg {
@@ -131,6 +185,10 @@ pub(crate) struct BuildArgs {
     /// Candidate-list size while inserting: larger builds a better graph, slower [default: 200].
     #[arg(long)]
     pub ef_construction: Option<usize>,
+    /// Compact codes searches walk on, re-ranking with exact distances [default: none]. A
+    /// resumed build uses the index's own.
+    #[arg(long, value_enum)]
+    pub quantization: Option<QuantizationArg>,
     /// Rows per committed transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
@@ -154,6 +212,10 @@ pub(crate) struct SearchArgs {
     /// Candidate-list size: larger is more accurate, slower [default: the index's ef_search].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub ef: Option<u64>,
+    /// With quantization: how many of the best candidates found on the codes are re-ranked with
+    /// exact distances [default: ef].
+    #[arg(long)]
+    pub rescore: Option<usize>,
     /// Exact neighbours (.ivecs, ids = keys): report recall@k, queries/s and latency instead.
     #[arg(long)]
     pub truth: Option<PathBuf>,
@@ -215,8 +277,19 @@ pub(crate) struct BenchArgs {
     pub threads: usize,
     /// Layer-0 cache for the sweep: on (all of it in memory), off (layer 0 read from the file),
     /// or both, one after the other
-    #[arg(long, value_enum, default_value_t = CacheArg::Both)]
+    #[arg(long, value_enum, default_value_t = CacheArg::Both, conflicts_with = "cache_bytes")]
     pub cache: CacheArg,
+    /// Sweep with exactly this memory budget (`Options::cache_bytes`: redb's page cache and
+    /// the layer-0 cache) instead of the --cache settings
+    #[arg(long)]
+    pub cache_bytes: Option<u64>,
+    /// The quantizations to build (one index each, on the same data) and sweep
+    #[arg(long, value_enum, default_value_t = BenchQuantizationArg::None)]
+    pub quantization: BenchQuantizationArg,
+    /// With quantization: candidates re-ranked with exact distances in every search of the
+    /// sweep [default: ef]
+    #[arg(long)]
+    pub rescore: Option<usize>,
 }
 
 /// Arguments of `hnswdb stats`.

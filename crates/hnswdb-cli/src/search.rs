@@ -9,34 +9,63 @@ use hnswdb::{Hit, Index, SearchParams};
 use serde::Serialize;
 
 use crate::report::{self, thousands, BatchPoint, SearchPoint};
+use crate::rss;
 use crate::vecio::{self, Vectors};
 use crate::{CliError, SearchArgs};
 
+/// What `search --truth --json` prints: the measured point and the index's resident memory.
+#[derive(Serialize)]
+struct TruthJson {
+    #[serde(flatten)]
+    point: SearchPoint,
+    /// Resident memory of the process after the searches less before the open (Linux only).
+    index_rss_bytes: Option<u64>,
+}
+
 /// Runs `hnswdb search`.
 pub fn run(args: &SearchArgs) -> Result<(), CliError> {
+    let queries = vecio::read_vectors(&args.query)?;
+    let truth = match &args.truth {
+        Some(path) => Some(vecio::read_ivecs(path)?),
+        None => None,
+    };
+    let before_open = rss::current();
     let index = args.target.open()?;
     // Timed searches measure the warm index: wait for the background cache load.
     index.wait_loaded()?;
-    let queries = vecio::read_vectors(&args.query)?;
     check_dim(&index, &queries, &args.query)?;
     let k = usize::try_from(args.k).unwrap_or(usize::MAX);
     let ef = args.ef.map_or(index.options().get_ef_search(), |ef| {
         usize::try_from(ef).unwrap_or(usize::MAX)
     });
     let mut out = io::stdout().lock();
-    match &args.truth {
-        Some(truth_path) => {
-            let truth = vecio::read_ivecs(truth_path)?;
+    match (&args.truth, truth) {
+        (Some(truth_path), Some(truth)) => {
             check_truth(&truth, queries.len(), truth_path)?;
-            let point = evaluate(&index, &queries, &truth, k, ef)?;
+            let point = evaluate(&index, &queries, &truth, k, ef, args.rescore)?;
+            let index_rss = rss::current()
+                .zip(before_open)
+                .map(|(after, before)| after.saturating_sub(before));
             if args.json {
-                report::print_json(&mut out, &point)?;
+                let json = TruthJson {
+                    point,
+                    index_rss_bytes: index_rss,
+                };
+                report::print_json(&mut out, &json)?;
             } else {
                 print_point(&mut out, &point, truth_path)?;
+                if let Some(index_rss) = index_rss {
+                    writeln!(
+                        out,
+                        "memory    index resident {} (RSS after the searches − RSS before the \
+                         open)",
+                        report::bytes(index_rss)
+                    )?;
+                }
             }
         }
-        None => {
-            let params = SearchParams::new(k).ef(ef);
+        _ => {
+            let params = search_params(k, ef, args.rescore);
             let mut results = Vec::with_capacity(queries.len());
             for q in queries.rows() {
                 results.push(index.search_with(q, &params)?);
@@ -82,6 +111,15 @@ pub fn check_truth(truth: &[Vec<u64>], queries: usize, path: &Path) -> Result<()
     Ok(())
 }
 
+/// The parameters of a search for `k` at `ef`, re-ranking `rescore` candidates when given.
+pub fn search_params(k: usize, ef: usize, rescore: Option<usize>) -> SearchParams<'static> {
+    let params = SearchParams::new(k).ef(ef);
+    match rescore {
+        Some(n) => params.rescore(n),
+        None => params,
+    }
+}
+
 /// Searches every query once with `k` and `ef` on this thread, one query per call, and measures
 /// recall@k against `truth` (ids are keys), queries per second and latency percentiles.
 ///
@@ -93,8 +131,9 @@ pub fn evaluate(
     truth: &[Vec<u64>],
     k: usize,
     ef: usize,
+    rescore: Option<usize>,
 ) -> Result<SearchPoint, CliError> {
-    let params = SearchParams::new(k).ef(ef);
+    let params = search_params(k, ef, rescore);
     let mut latencies = Vec::with_capacity(queries.len());
     let (mut found, mut wanted) = (0, 0);
     let start = Instant::now();
@@ -126,9 +165,10 @@ pub fn evaluate_batch(
     truth: &[Vec<u64>],
     k: usize,
     ef: usize,
+    rescore: Option<usize>,
     threads: usize,
 ) -> Result<BatchPoint, CliError> {
-    let params = SearchParams::new(k).ef(ef).threads(threads);
+    let params = search_params(k, ef, rescore).threads(threads);
     let rows: Vec<&[f32]> = queries.rows().collect();
     let start = Instant::now();
     let answers = index.search_batch(&rows, &params)?;

@@ -746,6 +746,147 @@ fn killed_build_resumes() {
 }
 
 #[test]
+fn quantized_build_stats_search_and_bench() {
+    let f = Fixture::new();
+    hnswdb()
+        .arg("build")
+        .arg(f.path("index.hnsw"))
+        .arg("--input")
+        .arg(f.path("base.fvecs"))
+        .args(["--quantization", "int8"])
+        .assert()
+        .success();
+    let out = hnswdb()
+        .arg("stats")
+        .arg(f.path("index.hnsw"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["quantization"], "int8");
+    assert!(stats["codes_bytes"].as_u64().unwrap() > 0, "{stats}");
+    let parts: u64 = ["upper_bytes", "codes_bytes", "links_bytes", "vectors_bytes"]
+        .iter()
+        .map(|p| stats[p].as_u64().unwrap())
+        .sum();
+    assert_eq!(parts, stats["cache_bytes"].as_u64().unwrap());
+    hnswdb()
+        .arg("stats")
+        .arg(f.path("index.hnsw"))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("quantization     int8")
+                .and(predicate::str::contains("codes")),
+        );
+
+    // Resuming with another quantization is refused, naming it.
+    let out = hnswdb()
+        .arg("build")
+        .arg(f.path("index.hnsw"))
+        .arg("--input")
+        .arg(f.path("base.fvecs"))
+        .args(["--quantization", "binary"])
+        .output()
+        .unwrap();
+    assert_one_error_line(&out, "--quantization int8, not binary");
+    hnswdb()
+        .args([
+            "build",
+            "x.hnsw",
+            "--input",
+            "y.fvecs",
+            "--quantization",
+            "int4",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("int4"));
+
+    write_ivecs(&f.path("gt.ivecs"), &brute_force(&f.base, &f.queries, 10));
+    let out = hnswdb()
+        .arg("search")
+        .arg(f.path("index.hnsw"))
+        .arg("--query")
+        .arg(f.path("query.fvecs"))
+        .arg("--truth")
+        .arg(f.path("gt.ivecs"))
+        .args(["--rescore", "50", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["recall"].as_f64().unwrap() >= 0.95, "{json}");
+    if cfg!(target_os = "linux") {
+        assert!(json["index_rss_bytes"].as_u64().is_some(), "{json}");
+    }
+
+    // One index per quantization, each its own line; and an explicit budget.
+    let out_dir = f.path("bench");
+    hnswdb()
+        .args([
+            "bench",
+            "--n",
+            "2000",
+            "--dim",
+            "16",
+            "--queries",
+            "50",
+            "--ef",
+            "16,32",
+        ])
+        .args([
+            "--ef-construction",
+            "32",
+            "--quantization",
+            "all",
+            "--cache",
+            "on",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("=== quantization binary"));
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out_dir.join("bench.json")).unwrap()).unwrap();
+    let quantizations: Vec<&str> = json["sweeps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["quantization"].as_str().unwrap())
+        .collect();
+    assert_eq!(quantizations, ["none", "int8", "binary"]);
+    assert_eq!(json["builds"].as_array().unwrap().len(), 3);
+    let svg = fs::read_to_string(out_dir.join("recall-vs-qps.svg")).unwrap();
+    assert!(svg.contains("int8, layer-0 cache on"));
+    hnswdb()
+        .args([
+            "bench",
+            "--n",
+            "2000",
+            "--dim",
+            "16",
+            "--queries",
+            "50",
+            "--ef",
+            "16",
+        ])
+        .args([
+            "--quantization",
+            "int8",
+            "--cache-bytes",
+            "1200000",
+            "--rescore",
+            "30",
+        ])
+        .arg("--out")
+        .arg(f.path("budget"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("memory budget 1.1 MiB"));
+}
+
+#[test]
 fn bench_runs_small_and_draws_a_plot() {
     let dir = tempfile::tempdir().unwrap();
     hnswdb()
