@@ -487,8 +487,11 @@ impl<'f> SearchParams<'f> {
     /// With a [`Quantization`] other than `None`: how many of the best candidates found on the
     /// codes are re-ranked with their exact `f32` distances (raised to `k` when smaller; `ef` is
     /// raised to it when larger). More costs an exact distance each (a read from the file for a
-    /// vector outside the memory budget) and gains recall. The default is `ef` (after raising
-    /// it to `k`): every candidate the walk kept. Without quantization it changes nothing.
+    /// vector outside the memory budget) and gains recall. The default: with `Int8`, `2·k`
+    /// (at most `ef`), which gave the recall of re-ranking every candidate in the measurements;
+    /// with `Binary`, `ef` (after raising it to `k`): every candidate the walk kept; and with
+    /// `ef` at least the number of vectors, every one, so such a search stays exact. Without
+    /// quantization it changes nothing.
     pub fn rescore(mut self, n: usize) -> SearchParams<'f> {
         self.rescore = Some(n);
         self

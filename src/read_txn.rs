@@ -164,7 +164,16 @@ pub(crate) fn search(
             let walked = match snap.codec.as_deref() {
                 None => graph::search(&graph, &search_query, ef, filter_ref, scratch, &mut found),
                 Some(codec) => {
-                    let rescore = params.rescore.unwrap_or(ef).max(params.k);
+                    // With `ef` at least the index's size the walk sees every node, and the
+                    // search stays exact by default.
+                    let exhaustive = ef as u64 >= snap.counters.len;
+                    let rescore = params
+                        .rescore
+                        .unwrap_or_else(|| match exhaustive {
+                            true => ef,
+                            false => codec.default_rescore(params.k, ef),
+                        })
+                        .max(params.k);
                     search_codes(
                         &graph,
                         codec,

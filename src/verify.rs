@@ -423,8 +423,8 @@ impl Index {
 
 impl Index {
     /// The codes against their vectors: with quantization, one code per live node, of the
-    /// codec's length, equal to the code of its vector, in the file and in the cache; without,
-    /// none.
+    /// codec's length, equal to the code of its vector, and the cached one equal to the stored
+    /// one; without, none.
     fn check_codes(&self, snap: &Snapshot, found: &mut dyn FnMut(String, String)) -> Result<()> {
         let metric = self.options().metric;
         let cached = self.engine().snapshot();
@@ -451,9 +451,9 @@ impl Index {
                 found(format!("code {id} is not the code of its vector"), at());
             }
             let in_memory = cached.codes.as_ref().and_then(|c| c.get(node));
-            if in_memory.is_some_and(|r| r != want.as_slice()) {
+            if in_memory.is_some_and(|r| r != row.as_slice()) {
                 found(
-                    format!("the cached code of node {id} is not the code of its vector"),
+                    format!("the cached code of node {id} differs from the stored one"),
                     "cache".to_string(),
                 );
             }

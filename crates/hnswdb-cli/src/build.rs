@@ -136,7 +136,8 @@ fn open_for_build(args: &BuildArgs, dim: usize) -> Result<Index, CliError> {
         .quantization(
             args.quantization
                 .map_or(Quantization::None, Quantization::from),
-        );
+        )
+        .cache_bytes(args.cache_bytes.unwrap_or(hnswdb::DEFAULT_CACHE_BYTES));
     let index = target
         .reach(Mode::OpenOrCreate(options))
         .map_err(|e| target.explain(e, "cannot resume the build"))?;

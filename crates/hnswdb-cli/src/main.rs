@@ -189,6 +189,10 @@ pub(crate) struct BuildArgs {
     /// resumed build uses the index's own.
     #[arg(long, value_enum)]
     pub quantization: Option<QuantizationArg>,
+    /// Memory budget of a new index, stored in it (`Options::cache_bytes`: redb's page cache
+    /// and the layer-0 cache) [default: 1 GiB]
+    #[arg(long)]
+    pub cache_bytes: Option<u64>,
     /// Rows per committed transaction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
