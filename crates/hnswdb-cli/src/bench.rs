@@ -83,6 +83,8 @@ struct Memory {
     vectors: u64,
     /// The most redb's page cache may take.
     page_cache_limit: u64,
+    /// The index file.
+    file: u64,
 }
 
 /// Latency of one `insert` call (its own transaction) under one durability setting.
@@ -157,11 +159,12 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         .m(args.m)
         .ef_construction(args.ef_construction)
         .build_threads(args.threads);
-    if let Some(n) = args.rescore {
-        writeln!(
+    match args.rescore {
+        Some(n) => writeln!(
             out,
             "rescore   {n} candidates re-ranked with exact distances"
-        )?;
+        )?,
+        None => writeln!(out, "rescore   the library's default (no --rescore)")?,
     }
     let caches: Vec<(String, u64)> = match (args.cache_bytes, args.cache) {
         (Some(budget), _) => vec![(format!("budget {}", bytes(budget)), budget)],
@@ -432,18 +435,20 @@ fn sweep_with_cache(
         links: stats.links_bytes,
         vectors: stats.vectors_bytes,
         page_cache_limit: stats.page_cache_bytes,
+        file: stats.file_bytes,
     };
     writeln!(
         out,
         "memory: upper layers {}, codes {}, layer-0 lists {}, f32 vectors {} ({} of {}); \
-         redb page cache up to {}",
+         redb page cache up to {}; file {}",
         bytes(memory.upper),
         bytes(memory.codes),
         bytes(memory.links),
         bytes(memory.vectors),
         thousands(stats.layer0_vectors_in_cache),
         thousands(stats.len),
-        bytes(memory.page_cache_limit)
+        bytes(memory.page_cache_limit),
+        bytes(memory.file)
     )?;
     Ok(CacheSweep {
         quantization: options.get_quantization().to_string(),

@@ -856,6 +856,12 @@ fn quantized_build_stats_search_and_bench() {
         .map(|s| s["quantization"].as_str().unwrap())
         .collect();
     assert_eq!(quantizations, ["none", "int8", "binary"]);
+    for sweep in json["sweeps"].as_array().unwrap() {
+        let memory = &sweep["memory"];
+        let codes = memory["codes"].as_u64().unwrap();
+        assert_eq!(codes > 0, sweep["quantization"] != "none", "{sweep}");
+        assert!(memory["file"].as_u64().unwrap() > 0, "{sweep}");
+    }
     assert_eq!(json["builds"].as_array().unwrap().len(), 3);
     let svg = fs::read_to_string(out_dir.join("recall-vs-qps.svg")).unwrap();
     assert!(svg.contains("int8, layer-0 cache on"));
@@ -883,7 +889,10 @@ fn quantized_build_stats_search_and_bench() {
         .arg(f.path("budget"))
         .assert()
         .success()
-        .stdout(predicate::str::contains("memory budget 1.1 MiB"));
+        .stdout(
+            predicate::str::contains("memory budget 1.1 MiB")
+                .and(predicate::str::contains("rescore   30 candidates")),
+        );
 }
 
 #[test]
