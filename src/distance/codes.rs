@@ -44,7 +44,7 @@
 
 use std::sync::OnceLock;
 
-use super::simd::SCALAR_KERNELS_VAR;
+use super::simd::scalar_requested;
 
 /// One implementation of the kernels.
 struct Kernels {
@@ -74,11 +74,6 @@ fn active() -> &'static Kernels {
             fastest()
         }
     })
-}
-
-/// Whether `HNSWDB_SCALAR_KERNELS` asks for the scalar kernels (the rule of [`super::simd`]).
-fn scalar_requested() -> bool {
-    std::env::var_os(SCALAR_KERNELS_VAR).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// The fastest kernels the running CPU has. Under Miri the scalar ones, which Miri runs quickly
@@ -420,6 +415,7 @@ mod neon {
 /// aarch64-unknown-linux-gnu` added.
 #[cfg(test)]
 mod tests {
+    use super::super::scalar::tests::config;
     use super::{scalar, Kernels};
     use proptest::prelude::*;
 
@@ -439,20 +435,6 @@ mod tests {
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         all.push(&super::neon::NEON);
         all
-    }
-
-    /// 256 cases; 8 under Miri, which runs each thousands of times slower.
-    fn config() -> ProptestConfig {
-        if cfg!(miri) {
-            // No failure files: Miri's isolation forbids them.
-            ProptestConfig {
-                cases: 8,
-                failure_persistence: None,
-                ..ProptestConfig::default()
-            }
-        } else {
-            ProptestConfig::with_cases(256)
-        }
     }
 
     /// The exact sum in `i64`.

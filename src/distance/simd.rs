@@ -64,8 +64,9 @@ fn active() -> &'static Kernels {
     })
 }
 
-/// Whether `HNSWDB_SCALAR_KERNELS` asks for the scalar kernels.
-fn scalar_requested() -> bool {
+/// Whether `HNSWDB_SCALAR_KERNELS` asks for the scalar kernels (of these and of
+/// [`super::codes`]).
+pub(super) fn scalar_requested() -> bool {
     std::env::var_os(SCALAR_KERNELS_VAR).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
