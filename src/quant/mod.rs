@@ -52,7 +52,7 @@ impl Codec {
     /// How many candidates a search for `k` at `ef` re-ranks unless told
     /// ([`SearchParams::rescore`](crate::SearchParams::rescore)). Int8 estimates are close
     /// enough that `2·k` re-ranked gave the recall of re-ranking all `ef` (minilm50k, k 10, ef
-    /// 24 to 48: 16 and `ef` the same, 10 lower by up to 0.004), and each re-ranked vector
+    /// 24 to 48: 16 and `ef` the same, 10 lower by up to 0.0041), and each re-ranked vector
     /// outside the cache is a read from the file (about 5 µs there). Binary's estimates are
     /// coarser: all `ef` candidates.
     pub(crate) fn default_rescore(&self, k: usize, ef: usize) -> usize {
