@@ -163,8 +163,8 @@ where
                 return Some(v);
             }
         }
-        if let Some(upper) = self.snap.upper(id) {
-            return Some(&upper.vector);
+        if let Some(v) = self.snap.upper(id).and_then(|u| u.vector.as_deref()) {
+            return Some(v);
         }
         self.overlay
             .and_then(|o| o.vectors.get(&id))
@@ -399,7 +399,10 @@ impl Work {
             match &mut self.snap.upper {
                 Some(upper) => {
                     upper.get_mut(id)[0] = Some(Arc::new(UpperNode {
-                        vector: search.clone().into_boxed_slice(),
+                        vector: match self.snap.codec {
+                            Some(_) => None,
+                            None => Some(search.clone().into_boxed_slice()),
+                        },
                         lists: vec![Vec::new(); usize::from(level)],
                     }));
                 }

@@ -74,9 +74,9 @@ impl std::str::FromStr for Metric {
 /// How an index keeps a compact copy of its vectors for searches to walk on.
 ///
 /// With a quantization other than [`None`](Quantization::None), every vector also gets a code
-/// (written with it, in the same transaction, to a table of its own). A search walks layer 0 on
-/// the codes, which take a fraction of the memory of the `f32` vectors and are faster to
-/// compare, then re-ranks its best candidates ([`SearchParams::rescore`]) with the exact
+/// (written with it, in the same transaction, to a table of its own). A search walks the graph
+/// on the codes, every layer, which take a fraction of the memory of the `f32` vectors and are
+/// faster to compare, then re-ranks its best candidates ([`SearchParams::rescore`]) with the exact
 /// vectors: every [`Hit::distance`] is the exact distance, the same as without quantization.
 /// The memory budget ([`Options::cache_bytes`]) holds the codes and the layer-0 lists first,
 /// then as many `f32` vectors as fit; the rest are read from the file for the re-ranking.
@@ -325,8 +325,9 @@ impl Options {
     /// layer 0: without quantization vectors first (those of the lowest node ids, as many as
     /// fit, when not all do), then neighbour lists if all vectors and lists fit; with
     /// [`quantization`](Options::quantization) codes and lists first, then vectors. Upper
-    /// layers (a few percent of the nodes) and the node table are always cached, beyond the
-    /// budget. With 0, every layer-0 read goes to the file. Default [`DEFAULT_CACHE_BYTES`].
+    /// layers (a few percent of the nodes: their lists, and without quantization their
+    /// vectors) and the node table are always cached, beyond the budget. With 0, every layer-0
+    /// read goes to the file. Default [`DEFAULT_CACHE_BYTES`].
     pub fn cache_bytes(mut self, bytes: u64) -> Options {
         self.cache_bytes = bytes;
         self

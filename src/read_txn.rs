@@ -206,7 +206,8 @@ pub(crate) fn search(
     result
 }
 
-/// The layer-0 walk on `codec`'s codes: `found` gets up to `ef` nodes, by estimated distance.
+/// The walk on `codec`'s codes, descent included: `found` gets up to `ef` nodes, by estimated
+/// distance.
 fn search_codes(
     graph: &SnapshotGraph<'_>,
     codec: &Codec,
@@ -219,7 +220,7 @@ fn search_codes(
     let mut walk = |prepared: &mut Prepared| {
         codec.prepare(query, prepared);
         let codes = SnapshotCodes::new(graph.snapshot(), codec, prepared);
-        graph::search_on(graph, query, &codes, ef, filter, scratch, found)
+        graph::search_on(graph, &codes, ef, filter, scratch, found)
     };
     PREPARED.with(|cell| match cell.try_borrow_mut() {
         Ok(mut prepared) => walk(&mut prepared),

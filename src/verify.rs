@@ -46,7 +46,7 @@ pub struct Stats {
     /// Bytes of memory held by hnswdb's cache: the sum of the four parts below.
     pub cache_bytes: u64,
     /// Of `cache_bytes`: the node table (key, level, liveness of every id) and the upper layers
-    /// (vectors and lists of the nodes of level ≥ 1), always held.
+    /// (lists of the nodes of level ≥ 1, and without quantization their vectors), always held.
     pub upper_bytes: u64,
     /// Of `cache_bytes`: the codes of the vectors ([`Quantization`](crate::Quantization)),
     /// when held.

@@ -101,7 +101,11 @@ pub(super) fn connect<G: GraphWrite>(
 
     let mut cur = Near::new(graph.distance_to(vector, ep.id)?, ep.id);
     for layer in (level + 1..=ep.level).rev() {
-        greedy(&*graph, vector, layer, &mut cur, &mut scratch.links)?;
+        let exact = Exact {
+            graph: &*graph,
+            query: vector,
+        };
+        greedy(&*graph, &exact, layer, &mut cur, &mut scratch.links)?;
     }
 
     // A new entry point demotes the old one: it and the nodes it linked to before any list

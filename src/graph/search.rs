@@ -27,17 +27,15 @@ pub(crate) fn search<G: GraphRead>(
     scratch: &mut Scratch,
     out: &mut Vec<(f32, NodeId)>,
 ) -> Result<()> {
-    let exact = Exact { graph, query };
-    search_on(graph, query, &exact, ef, filter, scratch, out)
+    search_on(graph, &Exact { graph, query }, ef, filter, scratch, out)
 }
 
-/// [`search`], with the layer-0 walk comparing `layer0`'s distances (estimates on compact
-/// codes, say) instead of `graph`'s; the descent through the upper layers stays exact. The
-/// distances in `out` are `layer0`'s.
+/// [`search`], comparing `dist`'s distances (estimates on compact codes, say) instead of
+/// `graph`'s exact ones, on every layer: the descent as well as the layer-0 walk. The distances
+/// in `out` are `dist`'s.
 pub(crate) fn search_on<G: GraphRead, D: Distances>(
     graph: &G,
-    query: &[f32],
-    layer0: &D,
+    dist: &D,
     ef: usize,
     filter: Option<&dyn Fn(NodeId) -> bool>,
     scratch: &mut Scratch,
@@ -53,38 +51,28 @@ pub(crate) fn search_on<G: GraphRead, D: Distances>(
     if ep.level > MAX_LEVEL {
         return Err(level_out_of_range(ep.id, ep.level));
     }
-    let start = Near::new(graph.distance_to(query, ep.id)?, ep.id);
+    let start = Near::new(dist.distance(ep.id)?, ep.id);
     let mut cur = start;
     for layer in (1..=ep.level).rev() {
-        greedy(graph, query, layer, &mut cur, &mut scratch.links)?;
+        greedy(graph, dist, layer, &mut cur, &mut scratch.links)?;
     }
     scratch.begin();
-    seed(
-        graph,
-        scratch,
-        Near::new(layer0.distance(cur.id)?, cur.id),
-        filter,
-    )?;
+    seed(graph, scratch, cur, filter)?;
     if cur.id != start.id {
-        seed(
-            graph,
-            scratch,
-            Near::new(layer0.distance(start.id)?, start.id),
-            filter,
-        )?;
+        seed(graph, scratch, start, filter)?;
     }
-    search_layer(graph, layer0, 0, ef, filter, scratch)?;
+    search_layer(graph, dist, 0, ef, filter, scratch)?;
     out.extend(scratch.results.drain().map(|n| (n.dist, n.id)));
     out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     Ok(())
 }
 
-/// Moves `cur` on `layer` to a neighbour closer to `query` while there is one: a local minimum
+/// Moves `cur` on `layer` to a neighbour closer by `dist` while there is one: a local minimum
 /// (Alg. 2 with `ef = 1`, as hnswlib descends). Ends because each step strictly lowers the
 /// distance.
-pub(super) fn greedy<G: GraphRead>(
+pub(super) fn greedy<G: GraphRead, D: Distances>(
     graph: &G,
-    query: &[f32],
+    dist: &D,
     layer: u8,
     cur: &mut Near,
     links: &mut Vec<NodeId>,
@@ -93,9 +81,9 @@ pub(super) fn greedy<G: GraphRead>(
         graph.neighbours(cur.id, layer, links)?;
         let before = cur.id;
         for &n in links.iter() {
-            let dist = graph.distance_to(query, n)?;
-            if dist < cur.dist {
-                *cur = Near::new(dist, n);
+            let d = dist.distance(n)?;
+            if d < cur.dist {
+                *cur = Near::new(d, n);
             }
         }
         if cur.id == before {
