@@ -9,7 +9,7 @@
 use std::mem;
 
 use super::scratch::Near;
-use super::search::{greedy, level_out_of_range, search_layer, seed};
+use super::search::{descend, level_out_of_range, search_layer, seed, INSERT_BEAM};
 use super::select::{adopt, select_neighbours, shrink, Rank, Rule};
 use super::{EntryPoint, Exact, GraphWrite, NodeId, Params, Scratch, MAX_LEVEL};
 use crate::error::Result;
@@ -66,7 +66,8 @@ pub(super) struct Connected {
 /// Paper Alg. 1 without the parent-rule step: links node `id` into the graph and returns `None`
 /// when the graph was empty (the node became the entry point). Same invariant as [`insert`].
 ///
-/// Greedy descent (`ef = 1`) from the entry point down to layer `level + 1`; then on each layer
+/// A descent with a beam of [`INSERT_BEAM`] from the entry point down to layer `level + 1` (the
+/// paper descends greedily, with `ef = 1`); then, seeded with its W, on each layer
 /// `lc` from `min(level, ep.level)` down to 0, W = SEARCH-LAYER(vector, eps,
 /// `ef_construction`, lc), the new list = the heuristic over W bounded by `m` (on every layer,
 /// as hnswlib), and each chosen neighbour links back, shrinking its list with the heuristic when
@@ -99,14 +100,7 @@ pub(super) fn connect<G: GraphWrite>(
     };
     let ef = params.ef_construction.max(params.m).max(1);
 
-    let mut cur = Near::new(graph.distance_to(vector, ep.id)?, ep.id);
-    for layer in (level + 1..=ep.level).rev() {
-        let exact = Exact {
-            graph: &*graph,
-            query: vector,
-        };
-        greedy(&*graph, &exact, layer, &mut cur, &mut scratch.links)?;
-    }
+    let start = Near::new(graph.distance_to(vector, ep.id)?, ep.id);
 
     // A new entry point demotes the old one: it and the nodes it linked to before any list
     // changes may have lost their parent link.
@@ -119,9 +113,20 @@ pub(super) fn connect<G: GraphWrite>(
     let mut seeds = mem::take(&mut scratch.seeds);
     let mut found = mem::take(&mut scratch.found);
     let mut chosen = mem::take(&mut scratch.chosen);
-    seeds.clear();
-    seeds.push(cur);
     let result = (|| {
+        let exact = Exact {
+            graph: &*graph,
+            query: vector,
+        };
+        descend(
+            &*graph,
+            &exact,
+            start,
+            level + 1..=ep.level,
+            INSERT_BEAM,
+            scratch,
+            &mut seeds,
+        )?;
         for layer in (0..=level.min(ep.level)).rev() {
             scratch.begin();
             for &s in &seeds {
