@@ -18,8 +18,10 @@ fn contiguous<'py>(array: &Bound<'py, PyAny>, dtype: &str) -> PyResult<Bound<'py
     let py = array.py();
     let kwargs = PyDict::new(py);
     kwargs.set_item("dtype", dtype)?;
+    kwargs.set_item("order", "C")?;
+    // Not `ascontiguousarray`, which makes a single key (0-d) a 1-d array.
     py.import("numpy")?
-        .call_method("ascontiguousarray", (array,), Some(&kwargs))
+        .call_method("asarray", (array,), Some(&kwargs))
 }
 
 /// `obj` as a C-contiguous float32 array (of any shape): `obj` itself when it is one, else a

@@ -58,6 +58,22 @@ fn class_name(error: &hnswdb::Error) -> &'static str {
 
 /// `error` as the Python exception of its kind, with hnswdb's message.
 pub(crate) fn to_py(error: hnswdb::Error) -> PyErr {
+    if let hnswdb::Error::Io(io) = &error {
+        // A missing file is a missing file, however it was found missing: FileNotFoundError.
+        let name = match io.kind() {
+            std::io::ErrorKind::NotFound => "NotFoundError",
+            _ => "IoError",
+        };
+        let message = error.to_string();
+        return match io.raw_os_error() {
+            // OSError's (errno, strerror) form: the exception's `errno` is set.
+            Some(errno) => Python::attach(|py| match class_of(py, name) {
+                Ok(class) => PyErr::from_type(class, (errno, message)),
+                Err(e) => e,
+            }),
+            None => raise(name, message),
+        };
+    }
     raise(class_name(&error), error.to_string())
 }
 

@@ -144,6 +144,25 @@ impl Transaction {
     }
 }
 
+impl Drop for Transaction {
+    /// Aborts an open transaction and waits for its thread, so that the index's writer lock
+    /// is free (and the writer mark cleared) once the object is gone. The thread needs no GIL.
+    fn drop(&mut self) {
+        self.requests
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(worker) = self
+            .worker
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = worker.join();
+        }
+    }
+}
+
 /// The error for a transaction used after its end.
 fn ended() -> PyErr {
     raise(
