@@ -11,6 +11,14 @@ built-in exceptions each also derives from.
 
 from ._errors import *  # noqa: F401,F403
 from ._errors import __all__ as _error_names
-from ._hnswdb import DEFAULT_CACHE_BYTES, NO_KEY, Index, Transaction
+from ._hnswdb import DEFAULT_CACHE_BYTES, NO_KEY, Index, Transaction, delete_index, index_names
 
-__all__ = ["Index", "Transaction", "NO_KEY", "DEFAULT_CACHE_BYTES", *_error_names]
+__all__ = [
+    "Index",
+    "Transaction",
+    "index_names",
+    "delete_index",
+    "NO_KEY",
+    "DEFAULT_CACHE_BYTES",
+    *_error_names,
+]

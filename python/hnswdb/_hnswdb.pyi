@@ -135,6 +135,49 @@ class Index:
     def from_export(path: Path, source: Path) -> Index:
         """Builds a new index file at ``path`` from an export file written by ``export``."""
 
+    @staticmethod
+    def create_in(
+        path: Path,
+        name: str,
+        dim: int,
+        *,
+        metric: Metric = "cosine",
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        seed: int = 0,
+        durability: DurabilityName = "immediate",
+        quick_repair: bool = True,
+        cache_bytes: int = ...,
+        quantization: QuantizationName = "none",
+        build_threads: int = 0,
+    ) -> Index:
+        """Creates the index ``name`` inside the database file at ``path`` (made if
+        missing). Names: 1 to 64 ASCII letters, digits, ``_``, ``-``, ``.``."""
+
+    @staticmethod
+    def open_in(path: Path, name: str) -> Index:
+        """Opens the index ``name`` inside the database file at ``path``."""
+
+    @staticmethod
+    def open_or_create_in(
+        path: Path,
+        name: str,
+        dim: int,
+        *,
+        metric: Metric = "cosine",
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        seed: int = 0,
+        durability: DurabilityName = "immediate",
+        quick_repair: bool = True,
+        cache_bytes: int = ...,
+        quantization: QuantizationName = "none",
+        build_threads: int = 0,
+    ) -> Index:
+        """Opens the index ``name`` inside the database file at ``path``, or creates it."""
+
     def add(self, keys: Keys, vectors: Vectors) -> None:
         """Inserts (upserts) every (key, vector) in one transaction, built on
         ``build_threads`` threads: all of them or, on any error, none."""
@@ -205,11 +248,21 @@ class Index:
         """The index file (a pathlib.Path); None in memory."""
 
     @property
+    def name(self) -> str | None:
+        """The index's name inside a database file; None otherwise."""
+
+    @property
     def options(self) -> Options: ...
     def __len__(self) -> int: ...
     def __contains__(self, key: object) -> bool: ...
     def __enter__(self) -> Index: ...
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> bool: ...
+
+def index_names(path: Path) -> list[str]:
+    """The names of the indexes inside the database file at ``path``, ascending."""
+
+def delete_index(path: Path, name: str) -> bool:
+    """Deletes the index ``name`` from the database file at ``path``; whether there was one."""
 
 @final
 class Transaction:

@@ -14,6 +14,7 @@ use pyo3::types::PyDict;
 
 use crate::arrays::{f32_array, full, u64_array};
 use crate::errors::{raise, to_py, IntoPy};
+use crate::named;
 use crate::options::{options, options_dict, stats_dict};
 use crate::txn::{Transaction, WriterMark};
 
@@ -279,6 +280,57 @@ impl PyIndex {
             })
             .py_err()?;
         Ok(PyIndex::new(index))
+    }
+
+    /// Creates the index `name` inside the database file at `path` (a redb file, made if
+    /// missing), beside other named indexes and the app's own tables; settings as `create`.
+    /// A name is 1 to 64 ASCII letters, digits, `_`, `-` or `.` (InvalidNameError otherwise).
+    #[staticmethod]
+    #[pyo3(signature = (path, name, dim, **settings))]
+    fn create_in(
+        py: Python<'_>,
+        path: PathBuf,
+        name: &str,
+        dim: usize,
+        settings: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyIndex> {
+        let options = options(dim, settings)?;
+        let index = py
+            .detach(|| named::create_in(&path, name, options))
+            .py_err()?;
+        Ok(PyIndex::new(index))
+    }
+
+    /// Opens the index `name` inside the database file at `path`.
+    #[staticmethod]
+    fn open_in(py: Python<'_>, path: PathBuf, name: &str) -> PyResult<PyIndex> {
+        let index = py.detach(|| named::open_in(&path, name)).py_err()?;
+        Ok(PyIndex::new(index))
+    }
+
+    /// Opens the index `name` inside the database file at `path`, or creates it (and the
+    /// file) with these settings, as `open_or_create` does for an index file.
+    #[staticmethod]
+    #[pyo3(signature = (path, name, dim, **settings))]
+    fn open_or_create_in(
+        py: Python<'_>,
+        path: PathBuf,
+        name: &str,
+        dim: usize,
+        settings: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyIndex> {
+        let options = options(dim, settings)?;
+        let index = py
+            .detach(|| named::open_or_create_in(&path, name, options))
+            .py_err()?;
+        Ok(PyIndex::new(index))
+    }
+
+    /// The index's name inside a database file (`create_in`); None for an index file or an
+    /// index in memory.
+    #[getter]
+    fn name(&self) -> PyResult<Option<String>> {
+        Ok(self.index()?.name().map(str::to_owned))
     }
 
     /// Inserts (upserts) `vectors` (float32, shape (n, dim)) under `keys` (uint64, shape (n,))
