@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use hnswdb::{Index, SearchParams};
+use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -81,6 +82,32 @@ impl Borrowed<'_> {
             vectors: vectors.to_vec(),
             dim,
         }))
+    }
+}
+
+/// Results of up to this many entries are allocated by Rust: for one query numpy's `full`
+/// cost as much as the search. Larger ones are numpy's, so that a `k` too large for memory is a
+/// MemoryError, not an abort.
+const SMALL_RESULT: usize = 1 << 16;
+
+/// A new array of `shape` filled with `value` (`dtype` is its numpy name).
+fn filled<'py, T>(
+    py: Python<'py>,
+    shape: &[usize],
+    value: T,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>>
+where
+    T: numpy::Element + Copy + IntoPyObject<'py>,
+{
+    let cells = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    match cells {
+        Some(cells) if cells <= SMALL_RESULT => {
+            let array = ArrayD::from_shape_vec(IxDyn(shape), vec![value; cells])
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            Ok(PyArrayDyn::from_owned_array(py, array))
+        }
+        _ => full::<T>(py, shape, value, dtype),
     }
 }
 
@@ -402,8 +429,8 @@ impl PyIndex {
             Some(_) => vec![k],
             None => vec![count, k],
         };
-        let keys = full::<u64>(py, &out_shape, u64::MAX, "uint64")?;
-        let distances = full::<f32>(py, &out_shape, f32::INFINITY, "float32")?;
+        let keys = filled(py, &out_shape, u64::MAX, "uint64")?;
+        let distances = filled(py, &out_shape, f32::INFINITY, "float32")?;
         let filter = match filter {
             None => None,
             Some(f) if f.is_callable() => Some(Filter {
