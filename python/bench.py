@@ -6,7 +6,9 @@ DATA_DIR holds base.fvecs, query.fvecs and gt.ivecs (TEXMEX format: each row an 
 then that many float32 or int32 values; gt holds the exact neighbours' row numbers). Both
 libraries build with the same m and ef_construction on the same threads, and search the whole
 query set in one call (hnswdb's search with a 2-D array, hnswlib's knn_query) on the same
-threads. Every measurement is repeated (--repeat) and the median printed. Needs numpy,
+threads. Every measurement is repeated (--repeat, the two libraries alternating) and the
+median printed; one throughput measurement searches the query set again and again for at
+least --seconds. Needs numpy,
 hnswlib (pip install hnswlib) and hnswdb (pip install ./python).
 """
 
@@ -49,6 +51,19 @@ def timed(call) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def throughput(search, queries: int, seconds: float) -> float:
+    """Queries per second of `search` (all `queries` in one call), called again and again for
+    at least `seconds`."""
+    calls = 0
+    start = time.perf_counter()
+    while True:
+        search()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return calls * queries / elapsed
+
+
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -63,6 +78,8 @@ def main() -> None:
     parser.add_argument("--ef", default="16,32,64,128,256", help="comma-separated ef values")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=3, help="runs of every measurement")
+    parser.add_argument("--seconds", type=float, default=1.0,
+                        help="least time of one throughput measurement")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     efs = [int(x) for x in args.ef.split(",")]
@@ -94,17 +111,20 @@ def main() -> None:
                 del lib
         for ef in efs:
             lib.set_ef(ef)
-            for name, search in [
-                ("hnswdb", lambda: db.search(queries, k=args.k, ef=ef, threads=args.threads)[0]),
-                ("hnswlib", lambda: lib.knn_query(queries, k=args.k, num_threads=args.threads)[0]),
-            ]:
-                search()  # warm-up
-                runs = [timed(search) for _ in range(args.repeat)]
-                seconds = statistics.median(s for s, _ in runs)
-                results[name][ef] = {
-                    "qps": len(queries) / seconds,
-                    "recall": recall(runs[0][1], truth, args.k),
-                }
+            searches = {
+                "hnswdb": lambda: db.search(queries, k=args.k, ef=ef, threads=args.threads)[0],
+                "hnswlib": lambda: lib.knn_query(queries, k=args.k, num_threads=args.threads)[0],
+            }
+            qps = {name: [] for name in searches}
+            for name, search in searches.items():
+                results[name][ef] = {"recall": recall(search(), truth, args.k)}  # also a warm-up
+            # Alternating, so that a change of the machine's load hits both alike.
+            for _ in range(args.repeat):
+                for name, search in searches.items():
+                    qps[name].append(throughput(search, len(queries), args.seconds))
+            for name in searches:
+                results[name][ef]["qps"] = statistics.median(qps[name])
+                results[name][ef]["qps_runs"] = qps[name]
         db.close()
 
     print(f"\nbuild (median of {args.repeat}): hnswdb {statistics.median(builds['hnswdb']):.2f} s, "
