@@ -1,6 +1,7 @@
 """Python bindings against hnswlib: build time, batch-search throughput and recall at equal ef.
 
-    python python/bench.py DATA_DIR --metric cosine [--ef 32,64,128,256] [--threads N]
+    python benches/python_bindings.py DATA_DIR --metric cosine [--ef 32,64,128,256] [--threads N]
+        [--quantization none|int8|binary]
 
 DATA_DIR holds base.fvecs, query.fvecs and gt.ivecs (TEXMEX format: each row an int32 count,
 then that many float32 or int32 values; gt holds the exact neighbours' row numbers). Both
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of every measurement")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="least time of one throughput measurement")
+    parser.add_argument("--quantization", choices=["none", "int8", "binary"], default="none",
+                        help="hnswdb's quantization (re-ranking its default rescore)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     efs = [int(x) for x in args.ef.split(",")]
@@ -93,7 +96,8 @@ def main() -> None:
     keys = np.arange(n, dtype=np.uint64)
     print(f"data {args.data}: {n} x {dim}, {len(queries)} queries, metric {args.metric}, "
           f"k {args.k}, m {args.m}, ef_construction {args.ef_construction}, "
-          f"threads {args.threads}, {args.repeat} runs each; load {load()}")
+          f"threads {args.threads}, hnswdb quantization {args.quantization}, "
+          f"{args.repeat} runs each; load {load()}")
 
     builds = {"hnswdb": [], "hnswlib": []}
     results = {"hnswdb": {}, "hnswlib": {}}
@@ -125,6 +129,7 @@ def main() -> None:
             for name in searches:
                 results[name][ef]["qps"] = statistics.median(qps[name])
                 results[name][ef]["qps_runs"] = qps[name]
+        stats = db.stats()
         db.close()
 
     print(f"\nbuild (median of {args.repeat}): hnswdb {statistics.median(builds['hnswdb']):.2f} s, "
@@ -136,6 +141,11 @@ def main() -> None:
         a, b = results["hnswdb"][ef], results["hnswlib"][ef]
         print(f"| {ef} | {a['recall']:.4f} | {a['qps']:,.0f} | {b['recall']:.4f} | "
               f"{b['qps']:,.0f} | {a['qps'] / b['qps']:.2f}x |")
+    mib = 1 << 20
+    print(f"\nhnswdb memory: upper layers {stats['upper_bytes'] / mib:.1f} MiB, codes "
+          f"{stats['codes_bytes'] / mib:.1f} MiB, layer-0 lists {stats['links_bytes'] / mib:.1f} MiB, "
+          f"f32 vectors {stats['vectors_bytes'] / mib:.1f} MiB; hnswlib's index "
+          f"{lib.index_file_size() / 1e6:.1f} MB")
     print(f"\nload after: {load()}")
     if args.json:
         with open(args.json, "w") as out:
@@ -145,7 +155,7 @@ def main() -> None:
 def _build_hnswdb(path, base, keys, args):
     index = hnswdb.Index.create(path, dim=base.shape[1], metric=args.metric, m=args.m,
                                 ef_construction=args.ef_construction,
-                                build_threads=args.threads)
+                                build_threads=args.threads, quantization=args.quantization)
     index.add(keys, base)
     return index
 
