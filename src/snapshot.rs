@@ -1,7 +1,7 @@
 //! The in-memory side of an index: an immutable [`Snapshot`] per commit.
 //!
-//! Upper layers (nodes of level ≥ 1: vector and lists) and the node slots (key, level) are held
-//! once loaded. Layer 0 is held within the byte budget, vectors first: with the budget exceeded,
+//! Upper layers (nodes of level ≥ 1: lists, and the vector unless the index is quantized) and
+//! the node slots (key, level) are held once loaded. Layer 0 is held within the byte budget, vectors first: with the budget exceeded,
 //! the layer-0 lists are read from the file instead (zero-copy), and of the vectors only those
 //! of the lowest ids that fit are held ([`Chunked::within`]), the others read from the file too;
 //! all through the snapshot's own read transaction, so cache and file always show the same
