@@ -56,7 +56,7 @@ pub struct Stats {
     /// Of `cache_bytes`: the layer-0 `f32` vectors held.
     pub vectors_bytes: u64,
     /// The most redb's page cache may take, beside `cache_bytes`, for an index file of its own
-    /// (an eighth of [`Options::cache_bytes`], between 1 MiB and 256 MiB); 0 inside an app's
+    /// (a sixteenth of [`Options::cache_bytes`], between 1 MiB and 256 MiB); 0 inside an app's
     /// database, whose redb cache the app sizes, and in memory.
     ///
     /// [`Options::cache_bytes`]: crate::Options::cache_bytes

@@ -27,7 +27,7 @@ pub(crate) const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9
 /// Size of redb's page cache over a backend of the fault tests (`over_backend`): the size an
 /// index file with the default budget gets (`options::page_cache_bytes`).
 #[cfg(feature = "test-hooks")]
-const BACKEND_CACHE_BYTES: usize = 128 << 20;
+const BACKEND_CACHE_BYTES: usize = 64 << 20;
 
 /// redb's page cache over its in-memory backend, whose reads are copies from memory already.
 const IN_MEMORY_CACHE_BYTES: usize = 16 << 20;
