@@ -240,11 +240,17 @@ fn readers_see_only_committed_states() {
                         // unreachable; a search filtered to the key falls back to an exact
                         // scan, so it finds every visible key.
                         let only_key = SearchParams::new(1).filter(move |k| k == key);
-                        let found = in_hits
-                            || index.search_with(&vector, &only_key).unwrap().first()
-                                == Some(&Hit { key, distance: 0.0 });
+                        let filtered = index.search_with(&vector, &only_key).unwrap();
+                        let found =
+                            in_hits || filtered.first() == Some(&Hit { key, distance: 0.0 });
                         if *vector == query && log.unchanged_since(key, first) {
-                            assert!(found, "key {key}, committed before the search, not found");
+                            assert!(
+                                found,
+                                "key {key}, committed before the search (version {first}), not \
+                                 found: filtered search {filtered:?}, get {:?}, now {}",
+                                index.get(key).unwrap().map(|v| v == *vector),
+                                log.committed.load(Ordering::Acquire)
+                            );
                             found_checks += 1;
                             walk_misses += u64::from(!in_hits);
                         }
