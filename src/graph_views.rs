@@ -399,10 +399,11 @@ impl Work {
             match &mut self.snap.upper {
                 Some(upper) => {
                     upper.get_mut(id)[0] = Some(Arc::new(UpperNode {
-                        vector: match self.snap.codec {
-                            Some(_) => None,
-                            None => Some(search.clone().into_boxed_slice()),
-                        },
+                        vector: self
+                            .snap
+                            .codec
+                            .is_none()
+                            .then(|| search.clone().into_boxed_slice()),
                         lists: vec![Vec::new(); usize::from(level)],
                     }));
                 }

@@ -1,9 +1,10 @@
 //! The in-memory side of an index: an immutable [`Snapshot`] per commit.
 //!
 //! Upper layers (nodes of level ≥ 1: lists, and the vector unless the index is quantized) and
-//! the node slots (key, level) are held once loaded. Layer 0 is held within the byte budget, vectors first: with the budget exceeded,
-//! the layer-0 lists are read from the file instead (zero-copy), and of the vectors only those
-//! of the lowest ids that fit are held ([`Chunked::within`]), the others read from the file too;
+//! the node slots (key, level) are held once loaded. Layer 0 is held within the byte budget,
+//! vectors first: with the budget exceeded, the layer-0 lists are read from the file instead
+//! (zero-copy), and of the vectors only those of the lowest ids that fit are held
+//! ([`Chunked::within`]), the others read from the file too;
 //! all through the snapshot's own read transaction, so cache and file always show the same
 //! committed state. On a 100k × 128 index at ef 64, holding 50% of the vectors gave 1.9× the
 //! queries/s of none, 75% 3.0×, 90% 4.4×, all of them 6.4×, and vectors and lists 11×.
@@ -44,7 +45,8 @@ pub(crate) struct NodeSlot {
     pub live: bool,
 }
 
-/// A node of level ≥ 1: its vector (search form) and its lists on layers `1..=level`.
+/// A node of level ≥ 1: its lists on layers `1..=level` and, unquantized, its vector (search
+/// form).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct UpperNode {
     /// `None` with quantization: searches descend on the codes, and the vector is read as any
