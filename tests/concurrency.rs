@@ -160,12 +160,14 @@ impl Log {
         (!settled.is_empty()).then(|| settled[pick as usize % settled.len()].clone())
     }
 
-    /// Whether `key` still holds the vector it held at `version`, as of now.
-    fn unchanged_since(&self, key: u64, version: u64) -> bool {
+    /// Whether `key` still holds `vector`, and has since `version` or earlier. (The vector is
+    /// compared too: the writer may have replaced the one a reader picked, in a commit made
+    /// after the pick and before the reader read `version`.)
+    fn unchanged_since(&self, key: u64, vector: &Arc<Vec<f32>>, version: u64) -> bool {
         let keys = self.keys.lock().unwrap();
-        keys.get(&key)
-            .and_then(|l| l.last())
-            .is_some_and(|l| l.to == u64::MAX && l.from <= version)
+        keys.get(&key).and_then(|l| l.last()).is_some_and(|l| {
+            l.to == u64::MAX && l.from <= version && Arc::ptr_eq(&l.vector, vector)
+        })
     }
 }
 
@@ -243,7 +245,7 @@ fn readers_see_only_committed_states() {
                         let filtered = index.search_with(&vector, &only_key).unwrap();
                         let found =
                             in_hits || filtered.first() == Some(&Hit { key, distance: 0.0 });
-                        if *vector == query && log.unchanged_since(key, first) {
+                        if *vector == query && log.unchanged_since(key, &vector, first) {
                             assert!(
                                 found,
                                 "key {key}, committed before the search (version {first}), not \
