@@ -506,11 +506,12 @@ impl Index {
         self.engine.shared.load.wait()
     }
 
-    /// Gives file space back after many removals: every live row is copied, in key order, into
-    /// a fresh file next to the index, which then atomically replaces the old one. Afterwards
-    /// the file is about the size of a fresh build of the same vectors. The graph is kept as it
-    /// is (no rebuild), and a crash at any moment leaves either the old or the new file in
-    /// place, both complete.
+    /// Gives file space back after many removals, or after a large build: every live row is
+    /// copied, in key order, into a fresh file next to the index, which then atomically
+    /// replaces the old one. Afterwards the file holds the rows and little else (redb grows a
+    /// file by doubling it, so a fresh build keeps the slack of its last doubling; minilm50k:
+    /// 142.6 MB built, 118.0 MB compacted). The graph is kept as it is (no rebuild), and a crash
+    /// at any moment leaves either the old or the new file in place, both complete.
     ///
     /// Writes wait for it; searches go on meanwhile (those that started before it finish on the
     /// old file). Called on a thread that holds a [`WriteTxn`] of this index, it is
@@ -588,9 +589,13 @@ impl Index {
                 (db, Some(temp))
             }
         };
+        let mut fresh = fresh;
+        store::guarded("compact", || {
+            store::copy_all(&self.engine.database(), &fresh)
+        })?;
+        fresh.shrink()?;
         let fresh = Arc::new(fresh);
         let snap = store::guarded("compact", || {
-            store::copy_all(&self.engine.database(), &fresh)?;
             Snapshot::load(&fresh, &store::begin_read(&fresh)?, counters, &shape)
         })?;
         if let (Some(temp), Some(path)) = (temp, path) {

@@ -77,3 +77,23 @@ fn compact_runs_on_a_shared_index_while_other_threads_search() {
     assert_eq!(index.len(), 301);
     index.verify().unwrap();
 }
+
+/// redb grows a file by doubling it; a compaction leaves only the rows (and redb's own pages),
+/// so a build with nothing removed shrinks too.
+#[test]
+fn compact_gives_back_the_slack_of_the_last_doubling() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.hnsw");
+    let vectors = common::random_vectors(5, 3000, 64);
+    let index = Index::create(&path, Options::new(64).metric(Metric::L2)).unwrap();
+    common::insert_numbered(&index, &vectors);
+    let before = std::fs::metadata(&path).unwrap().len();
+    index.compact().unwrap();
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        after < before,
+        "compact kept the slack: {before} -> {after} bytes"
+    );
+    assert_eq!(index.get(2999).unwrap().unwrap(), vectors[2999]);
+    index.verify().unwrap();
+}

@@ -109,6 +109,25 @@ impl Db {
             .expect("a Db holds its database until dropped")
     }
 
+    /// Gives the free space at the end of a database of hnswdb's own back to the file system:
+    /// redb grows a file by doubling it (up to 4 GiB), and a fresh copy keeps the slack of its
+    /// last doubling until redb compacts it. Needs the database to itself (no transaction, no
+    /// other handle); an app's database is left alone.
+    pub(crate) fn shrink(&mut self) -> Result<()> {
+        if !self.owned {
+            return Ok(());
+        }
+        let database = self
+            .database
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .expect("a fresh database is held by its Db alone");
+        guarded("compact", || {
+            while database.compact()? {}
+            Ok(())
+        })
+    }
+
     /// Whether the database belongs to the app (hnswdb holds one index among its tables).
     pub(crate) fn is_shared(&self) -> bool {
         !self.owned

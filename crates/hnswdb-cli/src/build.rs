@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hnswdb::{Index, Metric, Options, Quantization};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{duration, thousands};
+use crate::report::{bytes, duration, thousands};
 use crate::target::Mode;
 use crate::vecio::{self, Vectors};
 use crate::{BuildArgs, CliError, MetricArg};
@@ -100,6 +100,16 @@ pub fn run(args: &BuildArgs) -> Result<(), CliError> {
         options.get_m(),
         options.get_ef_construction(),
     )?;
+    if args.target.name.is_none() && !args.no_compact {
+        let before = index.stats()?.file_bytes;
+        index.compact()?;
+        writeln!(
+            out,
+            "compacted: {} -> {}",
+            bytes(before),
+            bytes(index.stats()?.file_bytes)
+        )?;
+    }
     Ok(())
 }
 

@@ -99,7 +99,10 @@ impl Fixture {
             .args(["--batch", "64"])
             .assert()
             .success()
-            .stdout(predicate::str::contains("inserted 300 vectors"));
+            .stdout(
+                predicate::str::contains("inserted 300 vectors")
+                    .and(predicate::str::contains("compacted: ")),
+            );
         self
     }
 }
