@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Distances, EntryPoint, Frozen, GraphRead, GraphReverse, GraphWrite, NodeId};
 use crate::options::Metric;
 use crate::quant::{Codec, Prepared};
-use crate::snapshot::{file_slot, NodeSlot, Snapshot, UpperNode};
+use crate::snapshot::{file_slot, keeps_upper_vector, NodeSlot, Snapshot, UpperNode};
 use crate::store::{link_key, ReadTables, Tables, WriteTables};
 
 /// Data a write transaction changed that the cache does not hold.
@@ -399,10 +399,7 @@ impl Work {
             match &mut self.snap.upper {
                 Some(upper) => {
                     upper.get_mut(id)[0] = Some(Arc::new(UpperNode {
-                        vector: self
-                            .snap
-                            .codec
-                            .is_none()
+                        vector: keeps_upper_vector(self.snap.codec.is_some(), level)
                             .then(|| search.clone().into_boxed_slice()),
                         lists: vec![Vec::new(); usize::from(level)],
                     }));
@@ -775,6 +772,58 @@ mod tests {
         let added = work.add_node(1, 8, 0, &[0.0, 1.0], metric, m0);
         assert!(matches!(added, Err(Error::Corrupt { .. })), "{added:?}");
         assert_eq!(work.snap.counters.inserts, 1);
+    }
+
+    /// A quantized index's cached upper nodes hold their vectors from `EXACT_DESCENT_LEVEL` up
+    /// (where searches descend on exact distances), an unquantized one's all of them: as the
+    /// writer adds them, and as the loader reads them after a reopen.
+    #[test]
+    fn upper_nodes_keep_vectors_where_the_descent_is_exact() {
+        use crate::graph::EXACT_DESCENT_LEVEL;
+        use crate::Quantization;
+        let dir = tempfile::tempdir().unwrap();
+        for (i, quantization) in [Quantization::None, Quantization::Int8, Quantization::Binary]
+            .into_iter()
+            .enumerate()
+        {
+            let path = dir.path().join(format!("u{i}.hnsw"));
+            let options = Options::new(8).m(4).quantization(quantization);
+            let index = Index::create(&path, options).unwrap();
+            let mut x = 1u32;
+            let vectors = (0..1500u64).map(|k| {
+                let v: Vec<f32> = (0..8)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        (x >> 8) as f32 / (1 << 24) as f32 - 0.5
+                    })
+                    .collect();
+                (k, v)
+            });
+            index.insert_batch(vectors).unwrap();
+            let check = |index: &Index, pass: &str| {
+                let snap = index.engine().snapshot();
+                let mut levels = [0usize; 3];
+                for id in 0..snap.counters.next_id as NodeId {
+                    let Some(upper) = snap.upper(id) else {
+                        continue;
+                    };
+                    let level = upper.lists.len() as u8;
+                    levels[usize::from(level.min(2))] += 1;
+                    let kept = quantization == Quantization::None || level >= EXACT_DESCENT_LEVEL;
+                    assert_eq!(
+                        upper.vector.is_some(),
+                        kept,
+                        "{quantization:?}, {pass}: node {id} of level {level}"
+                    );
+                }
+                assert!(levels[1] > 0 && levels[2] > 0, "{levels:?}");
+            };
+            check(&index, "written");
+            drop(index);
+            let index = Index::open(&path).unwrap();
+            index.wait_loaded().unwrap();
+            check(&index, "loaded");
+        }
     }
 
     #[test]

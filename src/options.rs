@@ -491,9 +491,10 @@ impl<'f> SearchParams<'f> {
     /// raised to it when larger). More costs an exact distance each (a read from the file for a
     /// vector outside the memory budget) and gains recall. The default: with `Int8`, `2·k`
     /// (at most `ef`), which gave the recall of re-ranking every candidate in the measurements;
-    /// with `Binary`, `ef` (after raising it to `k`): every candidate the walk kept; and with
-    /// `ef` at least the number of vectors, every one, so such a search stays exact. Without
-    /// quantization it changes nothing.
+    /// with `Binary`, `2·ef` (after raising `ef` to `k`), which widens the walk to `2·ef`
+    /// candidates and re-ranks them all: Binary's estimates need it to find, at a given `ef`,
+    /// what `None` finds; and with `ef` at least the number of vectors, every one, so such a
+    /// search stays exact. Without quantization it changes nothing.
     pub fn rescore(mut self, n: usize) -> SearchParams<'f> {
         self.rescore = Some(n);
         self

@@ -220,7 +220,7 @@ fn search_codes(
     let mut walk = |prepared: &mut Prepared| {
         codec.prepare(query, prepared);
         let codes = SnapshotCodes::new(graph.snapshot(), codec, prepared);
-        graph::search_on(graph, &codes, ef, filter, scratch, found)
+        graph::search_on(graph, query, &codes, ef, filter, scratch, found)
     };
     PREPARED.with(|cell| match cell.try_borrow_mut() {
         Ok(mut prepared) => walk(&mut prepared),

@@ -33,7 +33,7 @@ use redb::ReadableTable;
 
 use crate::chunked::Chunked;
 use crate::error::{Error, Result};
-use crate::graph::{EntryPoint, NodeId, MAX_LEVEL};
+use crate::graph::{EntryPoint, NodeId, EXACT_DESCENT_LEVEL, MAX_LEVEL};
 use crate::quant::Codec;
 use crate::store::{split_link_key, Db, ReadTables, Tables};
 
@@ -45,13 +45,14 @@ pub(crate) struct NodeSlot {
     pub live: bool,
 }
 
-/// A node of level ≥ 1: its lists on layers `1..=level` and, unquantized, its vector (search
-/// form).
+/// A node of level ≥ 1: its lists on layers `1..=level` and, where [`keeps_upper_vector`], its
+/// vector (search form).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct UpperNode {
-    /// `None` with quantization: searches descend on the codes, and the vector is read as any
-    /// layer-0 one (the vector cache, else the file). On minilm50k these copies were 6.0 MiB,
-    /// on 50,000 × 1,536 19.9 MiB, at 1,000,000 × 384 119 MiB: memory beyond the budget.
+    /// `None` with quantization below [`EXACT_DESCENT_LEVEL`]: searches descend on the codes
+    /// there, and the vector is read as any layer-0 one (the vector cache, else the file). All of
+    /// level ≥ 1 were 6.0 MiB on minilm50k, 19.9 MiB on 50,000 × 1,536, 119 MiB at 1,000,000 ×
+    /// 384: memory beyond the budget; level ≥ 2 is a sixteenth of that.
     pub vector: Option<Box<[f32]>>,
     /// `lists[l - 1]` is the list on layer `l`.
     pub lists: Vec<Vec<NodeId>>,
@@ -673,8 +674,15 @@ pub(crate) fn stages(quantized: bool) -> &'static [Stage] {
     }
 }
 
-/// Reads upper node `id` of `level` ≥ 1 from `tables`: its lists, and its vector unless the
-/// index is quantized (see [`UpperNode::vector`]).
+/// Whether the cached upper node of a node of `level` ≥ 1 holds its vector: always without
+/// quantization; with it, only from [`EXACT_DESCENT_LEVEL`] up, where searches descend on exact
+/// distances (below, they walk the codes).
+pub(crate) fn keeps_upper_vector(quantized: bool, level: u8) -> bool {
+    !quantized || level >= EXACT_DESCENT_LEVEL
+}
+
+/// Reads upper node `id` of `level` ≥ 1 from `tables`: its lists, and its vector when
+/// [`keeps_upper_vector`].
 fn read_upper<K, B>(
     tables: &Tables<K, B>,
     shape: &Shape,
@@ -685,9 +693,9 @@ where
     K: ReadableTable<u64, u64>,
     B: ReadableTable<u64, &'static [u8]>,
 {
-    let vector = match shape.codec {
-        Some(_) => None,
-        None => {
+    let vector = match keeps_upper_vector(shape.codec.is_some(), level) {
+        false => None,
+        true => {
             let mut search = Vec::new();
             tables.vector_with(id, |v| shape.metric.search_form_into(v, &mut search))?;
             Some(search.into_boxed_slice())

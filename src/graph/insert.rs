@@ -118,10 +118,11 @@ pub(super) fn connect<G: GraphWrite>(
             graph: &*graph,
             query: vector,
         };
+        seeds.clear();
+        seeds.push(start);
         descend(
             &*graph,
             &exact,
-            start,
             level + 1..=ep.level,
             INSERT_BEAM,
             scratch,

@@ -27,7 +27,7 @@ pub(crate) use memory::MemoryGraph;
 pub(crate) use parallel::{link_parallel, repair_parents, Frozen};
 pub(crate) use remove::remove;
 pub(crate) use scratch::Scratch;
-pub(crate) use search::{search, search_on};
+pub(crate) use search::{search, search_on, EXACT_DESCENT_LEVEL};
 
 use crate::error::Result;
 

@@ -30,6 +30,14 @@ fn search_beam(ef: usize) -> usize {
     (ef / 16).clamp(2, 4)
 }
 
+/// A quantized search descends on exact distances through the layers from this one up (their
+/// nodes keep their `f32` vectors in memory: one in `m²` of the vectors, 1.1 MiB of 1,536-d
+/// ones on gen1536), and on the codes below. With `Binary`, a descent on the codes all the way
+/// settled in the wrong one of ten far-apart clusters for 5 of 1,000 queries on gen1536
+/// (recall@10 0.9947 at `ef` 256 and 0.9949 at `ef` 1,000, where `None` reaches 0.9998);
+/// exact on these layers, 0.9997 at `ef` 256 (BENCHMARKS.md, "Exact top layers").
+pub(crate) const EXACT_DESCENT_LEVEL: u8 = 2;
+
 /// Fills `out` with up to `ef` nodes nearest to `query` (search form) that pass `filter`,
 /// ascending by distance, ties by id. An empty graph or `ef == 0` gives an empty `out`.
 ///
@@ -44,14 +52,31 @@ pub(crate) fn search<G: GraphRead>(
     scratch: &mut Scratch,
     out: &mut Vec<(f32, NodeId)>,
 ) -> Result<()> {
-    search_on(graph, &Exact { graph, query }, ef, filter, scratch, out)
+    let exact = Exact { graph, query };
+    search_with(graph, &exact, &exact, ef, filter, scratch, out)
 }
 
-/// [`search`], comparing `dist`'s distances (estimates on compact codes, say) instead of
-/// `graph`'s exact ones, on every layer: the descent as well as the layer-0 walk. The distances
-/// in `out` are `dist`'s.
+/// [`search`] on `codes`' distances (estimates on compact codes), except on the layers from
+/// [`EXACT_DESCENT_LEVEL`] up, which the descent walks on exact distances to `query` (search
+/// form). The distances in `out` are `codes`'.
 pub(crate) fn search_on<G: GraphRead, D: Distances>(
     graph: &G,
+    query: &[f32],
+    codes: &D,
+    ef: usize,
+    filter: Option<&dyn Fn(NodeId) -> bool>,
+    scratch: &mut Scratch,
+    out: &mut Vec<(f32, NodeId)>,
+) -> Result<()> {
+    let exact = Exact { graph, query };
+    search_with(graph, &exact, codes, ef, filter, scratch, out)
+}
+
+/// The search proper: the descent compares `top`'s distances on the layers from
+/// [`EXACT_DESCENT_LEVEL`] up and `dist`'s below, and layer 0 is walked on `dist`'s.
+fn search_with<G: GraphRead, T: Distances, D: Distances>(
+    graph: &G,
+    top: &T,
     dist: &D,
     ef: usize,
     filter: Option<&dyn Fn(NodeId) -> bool>,
@@ -69,16 +94,31 @@ pub(crate) fn search_on<G: GraphRead, D: Distances>(
         return Err(level_out_of_range(ep.id, ep.level));
     }
     let start = Near::new(dist.distance(ep.id)?, ep.id);
+    let beam = search_beam(ef);
     let mut upper = mem::take(&mut scratch.seeds);
-    let descended = descend(
-        graph,
-        dist,
-        start,
-        1..=ep.level,
-        search_beam(ef),
-        scratch,
-        &mut upper,
-    );
+    upper.clear();
+    let descended = (|| {
+        if ep.level >= EXACT_DESCENT_LEVEL {
+            upper.push(Near::new(top.distance(ep.id)?, ep.id));
+            descend(
+                graph,
+                top,
+                EXACT_DESCENT_LEVEL..=ep.level,
+                beam,
+                scratch,
+                &mut upper,
+            )?;
+            // The beam goes on below on `dist`'s distances, its order theirs.
+            for near in upper.iter_mut() {
+                near.dist = dist.distance(near.id)?;
+            }
+            upper.sort_unstable();
+        } else {
+            upper.push(start);
+        }
+        let lowest_top = EXACT_DESCENT_LEVEL.min(ep.level + 1);
+        descend(graph, dist, 1..=lowest_top - 1, beam, scratch, &mut upper)
+    })();
     let nearest = upper.first().copied().unwrap_or(start);
     scratch.seeds = upper;
     descended?;
@@ -93,9 +133,9 @@ pub(crate) fn search_on<G: GraphRead, D: Distances>(
     Ok(())
 }
 
-/// The descent through `layers` (from the top one down) from `from`: on each layer, SEARCH-LAYER
-/// with `ef = beam`, seeded with W of the layer above; `out` receives W of the lowest layer,
-/// nearest first (just `from` when `layers` is empty).
+/// The descent through `layers` (from the top one down) from the nodes in `beam_nodes`: on each
+/// layer, SEARCH-LAYER with `ef = beam`, seeded with W of the layer above; `beam_nodes` receives W
+/// of the lowest layer, nearest first (it is left as it is when `layers` is empty).
 ///
 /// The paper and hnswlib descend greedily (`beam` 1); a wider beam is FAISS's `upper_beam`.
 /// On well-separated clusters a greedy step can settle in the wrong cluster, and layer 0 has few
@@ -104,21 +144,18 @@ pub(crate) fn search_on<G: GraphRead, D: Distances>(
 pub(super) fn descend<G: GraphRead, D: Distances>(
     graph: &G,
     dist: &D,
-    from: Near,
     layers: RangeInclusive<u8>,
     beam: usize,
     scratch: &mut Scratch,
-    out: &mut Vec<Near>,
+    beam_nodes: &mut Vec<Near>,
 ) -> Result<()> {
-    out.clear();
-    out.push(from);
     for layer in layers.rev() {
         scratch.begin();
-        for &s in out.iter() {
+        for &s in beam_nodes.iter() {
             seed(graph, scratch, s, None)?;
         }
         search_layer(graph, dist, layer, beam, None, scratch)?;
-        scratch.drain_results(out);
+        scratch.drain_results(beam_nodes);
     }
     Ok(())
 }
@@ -279,20 +316,15 @@ mod tests {
                 query: &query,
             };
             let from = Near::new(exact.distance(ep.id).unwrap(), ep.id);
+            out.clear();
+            out.push(from);
             #[allow(clippy::reversed_empty_ranges)] // a graph whose entry point is on layer 0
-            descend(&graph, &exact, from, 1..=0, 4, &mut scratch, &mut out).unwrap();
+            descend(&graph, &exact, 1..=0, 4, &mut scratch, &mut out).unwrap();
             assert_eq!(out.iter().map(|n| n.id).collect::<Vec<_>>(), [ep.id]);
 
-            descend(
-                &graph,
-                &exact,
-                from,
-                1..=ep.level,
-                2,
-                &mut scratch,
-                &mut out,
-            )
-            .unwrap();
+            out.clear();
+            out.push(from);
+            descend(&graph, &exact, 1..=ep.level, 2, &mut scratch, &mut out).unwrap();
             assert!(!out.is_empty() && out.len() <= 2);
             assert!(out.iter().all(|n| graph.level(n.id).unwrap() >= 1));
             assert!(out.windows(2).all(|w| w[0] < w[1]));
@@ -300,16 +332,9 @@ mod tests {
 
             // A beam as wide as layer 1 sees all of it (this graph's layer 1 is connected).
             let wide = layer1.len();
-            descend(
-                &graph,
-                &exact,
-                from,
-                1..=ep.level,
-                wide,
-                &mut scratch,
-                &mut out,
-            )
-            .unwrap();
+            out.clear();
+            out.push(from);
+            descend(&graph, &exact, 1..=ep.level, wide, &mut scratch, &mut out).unwrap();
             let nearest = layer1
                 .iter()
                 .map(|&id| Near::new(exact.distance(id).unwrap(), id))
