@@ -180,7 +180,8 @@ class Index:
 
     def add(self, keys: Keys, vectors: Vectors) -> None:
         """Inserts (upserts) every (key, vector) in one transaction, built on
-        ``build_threads`` threads: all of them or, on any error, none."""
+        ``build_threads`` threads: all of them or, on any error, none. Ctrl-C
+        (KeyboardInterrupt) stops a long add within a second or so, committing none of it."""
 
     def search(
         self,
@@ -271,7 +272,9 @@ class Transaction:
     raises ClosedError."""
 
     def add(self, keys: Keys, vectors: Vectors) -> None:
-        """Inserts (upserts) in this transaction (the vectors are copied once)."""
+        """Inserts (upserts) in this transaction (the vectors are copied once). A bad
+        vector leaves the transaction as it was; Ctrl-C (KeyboardInterrupt) during the add
+        aborts the whole transaction."""
 
     def remove(self, key: int) -> bool:
         """Removes ``key`` in this transaction; whether it was there."""

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use pyo3::types::PyDict;
 
 use crate::arrays::{f32_array, full, u64_array};
 use crate::errors::{raise, to_py, IntoPy};
+use crate::interrupt;
 use crate::named;
 use crate::options::{options, options_dict, stats_dict};
 use crate::txn::{Transaction, WriterMark};
@@ -50,12 +52,15 @@ pub(crate) struct Rows {
 }
 
 impl Rows {
-    /// `(key, vector)` pairs.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[f32])> {
-        self.keys
-            .iter()
-            .copied()
-            .zip(self.vectors.chunks_exact(self.dim))
+    /// Inserts the rows through `insert` a chunk at a time until `cancel` is set; see
+    /// [`interrupt::insert_chunked`].
+    pub(crate) fn insert_chunked(
+        &self,
+        metric: hnswdb::Metric,
+        cancel: &AtomicBool,
+        insert: impl FnMut(&mut dyn Iterator<Item = (u64, &[f32])>) -> hnswdb::Result<()>,
+    ) -> hnswdb::Result<bool> {
+        interrupt::insert_chunked(&self.keys, &self.vectors, self.dim, metric, cancel, insert)
     }
 }
 
@@ -364,6 +369,7 @@ impl PyIndex {
     /// in one transaction, linked on every core (`build_threads`); a single key with a vector
     /// of shape (dim,) works too. All of them or, on any error, none. Arrays of another dtype
     /// or layout are converted first (a copy); float32 C-contiguous ones are read in place.
+    /// Ctrl-C (KeyboardInterrupt) stops a long add within a second or so, committing none of it.
     fn add(
         &self,
         py: Python<'_>,
@@ -374,8 +380,41 @@ impl PyIndex {
         let rows = key_vector_rows(keys, vectors, index.dim())?;
         let (keys, vectors) = rows.slices()?;
         let dim = index.dim();
-        py.detach(|| index.insert_batch(keys.iter().copied().zip(vectors.chunks_exact(dim))))
-            .py_err()
+        let metric = index.options().get_metric();
+        let cancel = AtomicBool::new(false);
+        let (answer, answered) = mpsc::channel();
+        let insert = || {
+            let added = index.write().and_then(|mut tx| {
+                let all = interrupt::insert_chunked(keys, vectors, dim, metric, &cancel, |rows| {
+                    tx.insert_batch(rows)
+                })?;
+                // Stopped part-way: `tx` is dropped, and nothing is committed.
+                match all {
+                    true => tx.commit().map(|()| true),
+                    false => Ok(false),
+                }
+            });
+            let _ = answer.send(added);
+        };
+        thread::scope(|scope| {
+            thread::Builder::new()
+                .name("hnswdb-add".into())
+                .spawn_scoped(scope, insert)
+                .map_err(|source| hnswdb::Error::Thread {
+                    purpose: "add",
+                    source,
+                })
+                .py_err()?;
+            let (added, raised) = interrupt::wait_interruptible(py, answered, &cancel);
+            let committed = added
+                .ok_or_else(|| raise("Error", "the add's thread ended without an answer"))?
+                .py_err()?;
+            match (committed, raised) {
+                (_, None) => Ok(()),
+                (false, Some(raised)) => Err(raised),
+                (true, Some(raised)) => interrupt::raise_after(py, raised),
+            }
+        })
     }
 
     /// The `k` nearest keys to each query, nearest first, and their distances.

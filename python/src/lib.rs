@@ -8,6 +8,7 @@
 mod arrays;
 mod errors;
 mod index;
+mod interrupt;
 mod named;
 mod options;
 mod txn;

@@ -8,6 +8,7 @@
 //! thread aborts the transaction. The price is one copy of the vectors passed to
 //! `Transaction.add`, handed to that thread.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle, ThreadId};
@@ -17,6 +18,7 @@ use pyo3::prelude::*;
 
 use crate::errors::{raise, IntoPy};
 use crate::index::{key_vector_rows, Rows};
+use crate::interrupt;
 
 /// Which thread (if any) holds an open `Transaction` of an index: a write from that thread
 /// through the index would wait for its own transaction forever, so it is refused instead.
@@ -47,6 +49,8 @@ enum Op {
 /// What an operation returns.
 enum Answer {
     Done,
+    /// An `add` stopped by a signal (Ctrl-C): the transaction is aborted.
+    Stopped,
     Bool(bool),
     Len(usize),
 }
@@ -69,6 +73,8 @@ struct Request {
 #[pyclass(frozen, module = "hnswdb", name = "Transaction")]
 pub(crate) struct Transaction {
     requests: Mutex<Option<mpsc::Sender<Request>>>,
+    /// Set when a signal handler raised during an `add`: the thread stops inserting.
+    cancel: Arc<AtomicBool>,
     worker: Mutex<Option<JoinHandle<()>>>,
     dim: usize,
 }
@@ -85,9 +91,11 @@ impl Transaction {
         let caller = thread::current().id();
         let (requests, inbox) = mpsc::channel();
         let (started_tx, started) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let cancelled = Arc::clone(&cancel);
         let worker = thread::Builder::new()
             .name("hnswdb-transaction".into())
-            .spawn(move || serve(&index, &mark, caller, &inbox, &started_tx))
+            .spawn(move || serve(&index, &mark, caller, &inbox, &started_tx, &cancelled))
             .map_err(|source| hnswdb::Error::Thread {
                 purpose: "write transaction",
                 source,
@@ -97,6 +105,7 @@ impl Transaction {
         match began {
             Ok(Ok(())) => Ok(Transaction {
                 requests: Mutex::new(Some(requests)),
+                cancel,
                 worker: Mutex::new(Some(worker)),
                 dim,
             }),
@@ -110,20 +119,26 @@ impl Transaction {
 
     /// Sends `op` to the transaction's thread and waits for its answer, the GIL released.
     fn call(&self, py: Python<'_>, op: Op) -> PyResult<Answer> {
+        let ends = matches!(op, Op::Commit | Op::Abort);
+        let answers = self.send(op)?;
+        let result = py.detach(move || answers.recv());
+        if ends {
+            self.finish(py);
+        }
+        result.map_err(|_| ended())?.py_err()
+    }
+
+    /// Sends `op` to the transaction's thread; the answer comes on the returned channel.
+    fn send(&self, op: Op) -> PyResult<mpsc::Receiver<hnswdb::Result<Answer>>> {
         let requests = self
             .requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or_else(ended)?;
-        let ends = matches!(op, Op::Commit | Op::Abort);
         let (answer, answers) = mpsc::channel();
         requests.send(Request { op, answer }).map_err(|_| ended())?;
-        let result = py.detach(move || answers.recv());
-        if ends {
-            self.finish(py);
-        }
-        result.map_err(|_| ended())?.py_err()
+        Ok(answers)
     }
 
     /// Forgets the channel and waits for the thread, which has ended the transaction.
@@ -179,6 +194,7 @@ fn serve(
     caller: ThreadId,
     inbox: &mpsc::Receiver<Request>,
     started: &mpsc::Sender<hnswdb::Result<()>>,
+    cancel: &AtomicBool,
 ) {
     let mut tx = match index.write() {
         Ok(tx) => tx,
@@ -187,6 +203,7 @@ fn serve(
             return;
         }
     };
+    let metric = index.options().get_metric();
     mark.set(Some(caller));
     if started.send(Ok(())).is_err() {
         mark.set(None);
@@ -195,7 +212,14 @@ fn serve(
     let mut last = None;
     for Request { op, answer } in inbox {
         let result = match op {
-            Op::Add(rows) => tx.insert_batch(rows.iter()).map(|()| Answer::Done),
+            Op::Add(rows) => match rows.insert_chunked(metric, cancel, |r| tx.insert_batch(r)) {
+                Ok(true) => Ok(Answer::Done),
+                Ok(false) => {
+                    last = Some((false, answer));
+                    break;
+                }
+                Err(e) => Err(e),
+            },
             Op::Remove(key) => tx.remove(key).map(Answer::Bool),
             Op::Contains(key) => tx.contains(key).map(Answer::Bool),
             Op::Len => Ok(Answer::Len(tx.len())),
@@ -218,7 +242,12 @@ fn serve(
         }
         Some((false, answer)) => {
             drop(tx);
-            let _ = answer.send(Ok(Answer::Done));
+            let stopped = cancel.load(Ordering::Acquire);
+            let _ = answer.send(Ok(if stopped {
+                Answer::Stopped
+            } else {
+                Answer::Done
+            }));
         }
         None => drop(tx),
     }
@@ -228,7 +257,8 @@ fn serve(
 impl Transaction {
     /// Inserts (upserts) `vectors` (float32, shape (n, dim)) under `keys` (uint64, shape (n,))
     /// in this transaction; a single key with a vector of shape (dim,) works too. Every vector
-    /// is checked first: a rejected one leaves the transaction as it was, and usable.
+    /// is checked first: a rejected one leaves the transaction as it was, and usable. Ctrl-C
+    /// (KeyboardInterrupt) during a long add aborts the whole transaction.
     fn add(
         &self,
         py: Python<'_>,
@@ -236,7 +266,19 @@ impl Transaction {
         vectors: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let rows = key_vector_rows(keys, vectors, self.dim)?.to_owned(py)?;
-        self.call(py, Op::Add(rows)).map(|_| ())
+        self.cancel.store(false, Ordering::Release);
+        let answers = self.send(Op::Add(rows))?;
+        let (answer, raised) = interrupt::wait_interruptible(py, answers, &self.cancel);
+        let answer = answer.ok_or_else(ended)?.py_err()?;
+        match (answer, raised) {
+            (_, None) => Ok(()),
+            (Answer::Stopped, Some(raised)) => {
+                // The thread aborted the transaction and ended.
+                self.finish(py);
+                Err(raised)
+            }
+            (_, Some(raised)) => interrupt::raise_after(py, raised),
+        }
     }
 
     /// Removes `key` in this transaction, repairing the graph; returns whether it was present.

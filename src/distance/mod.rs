@@ -142,8 +142,18 @@ impl Metric {
         out
     }
 
-    /// Checks that `vector` can be inserted into or searched in a `dim`-dimensional index.
-    pub(crate) fn validate(self, dim: usize, vector: &[f32]) -> Result<()> {
+    /// Checks that `vector` can be inserted into or searched in a `dim`-dimensional index under
+    /// this metric: the error an insert or a search would give, without touching an index (to
+    /// check a whole batch before writing any of it, say).
+    ///
+    /// ```
+    /// use hnswdb::{Error, Metric};
+    /// assert!(Metric::L2.validate(2, &[1.0, 0.0]).is_ok());
+    /// assert!(matches!(Metric::L2.validate(3, &[1.0, 0.0]), Err(Error::Dimension { .. })));
+    /// assert!(matches!(Metric::Cosine.validate(2, &[0.0, 0.0]), Err(Error::InvalidVector { .. })));
+    /// assert!(matches!(Metric::L2.validate(1, &[f32::NAN]), Err(Error::InvalidVector { .. })));
+    /// ```
+    pub fn validate(self, dim: usize, vector: &[f32]) -> Result<()> {
         if vector.len() != dim {
             return Err(Error::Dimension {
                 expected: dim,
