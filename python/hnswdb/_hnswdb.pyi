@@ -1,7 +1,7 @@
 """Type stubs of the native module hnswdb._hnswdb (import them from ``hnswdb``)."""
 
 import os
-from typing import Callable, Literal, TypedDict, final
+from typing import BinaryIO, Callable, Literal, TypedDict, final
 
 import numpy as np
 import numpy.typing as npt
@@ -132,8 +132,9 @@ class Index:
         """A new index in memory only: the whole API, nothing on disk."""
 
     @staticmethod
-    def from_export(path: Path, source: Path) -> Index:
-        """Builds a new index file at ``path`` from an export file written by ``export``."""
+    def from_export(path: Path, source: Path | BinaryIO) -> Index:
+        """Builds a new index file at ``path`` from an export written by ``export``: a path,
+        or a binary file object to ``read`` from."""
 
     @staticmethod
     def create_in(
@@ -226,8 +227,9 @@ class Index:
     def compact(self) -> None:
         """Rewrites the file without its free space."""
 
-    def export(self, path: Path) -> ExportStats:
-        """Writes every key and vector to the file ``path``."""
+    def export(self, target: Path | BinaryIO) -> ExportStats:
+        """Writes every key and vector to ``target``: a path (created and synced), or a
+        binary file object to ``write`` to (flushed, not closed)."""
 
     def wait_loaded(self) -> None:
         """Waits for the background cache load that ``open`` started."""

@@ -19,6 +19,7 @@ use crate::errors::{raise, to_py, IntoPy};
 use crate::interrupt;
 use crate::named;
 use crate::options::{options, options_dict, stats_dict};
+use crate::streams::{PyReader, PyWriter, Stream};
 use crate::txn::{Transaction, WriterMark};
 
 /// An HNSW vector index stored in one file (or in memory): crash-safe, transactional, with
@@ -300,17 +301,28 @@ impl PyIndex {
         Ok(PyIndex::new(index))
     }
 
-    /// Builds a new index file at `path` from an export file `source` (written by `export`);
-    /// the graph is rebuilt. A damaged or truncated export raises InvalidStreamError and leaves
-    /// nothing at `path`.
+    /// Builds a new index file at `path` from an export `source` (written by `export`): a path,
+    /// or a binary file object to `read` from (an open file, `io.BytesIO`, ...); the graph is
+    /// rebuilt. A damaged or truncated export raises InvalidStreamError and leaves nothing at
+    /// `path`; an exception the file object raises comes out as itself.
     #[staticmethod]
-    fn from_export(py: Python<'_>, path: PathBuf, source: PathBuf) -> PyResult<PyIndex> {
-        let index = py
-            .detach(|| {
-                let file = std::fs::File::open(source)?;
-                Index::import(path, file)
-            })
-            .py_err()?;
+    fn from_export(py: Python<'_>, path: PathBuf, source: &Bound<'_, PyAny>) -> PyResult<PyIndex> {
+        let index = match Stream::from_py(source, "read")? {
+            Stream::Path(source) => py
+                .detach(|| {
+                    let file = std::fs::File::open(source)?;
+                    Index::import(path, file)
+                })
+                .py_err()?,
+            Stream::File(file) => {
+                let mut reader = PyReader::new(file);
+                let imported = py.detach(|| Index::import(path, &mut reader));
+                match (imported, reader.error) {
+                    (Err(_), Some(raised)) => return Err(raised),
+                    (imported, _) => imported.py_err()?,
+                }
+            }
+        };
         Ok(PyIndex::new(index))
     }
 
@@ -603,18 +615,35 @@ impl PyIndex {
         py.detach(|| index.compact()).py_err()
     }
 
-    /// Writes every key and vector to the file `path` (a versioned, checksummed stream) and
-    /// returns {"rows": ..., "bytes": ...}. `Index.from_export` builds an index from it.
-    fn export<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    /// Writes every key and vector (a versioned, checksummed stream) to `target`, a path (the
+    /// file is created and synced to disk) or a binary file object to `write` to (an open file,
+    /// `io.BytesIO`, ...; flushed, not closed), and returns {"rows": ..., "bytes": ...}.
+    /// `Index.from_export` builds an index from it. An exception the file object raises comes
+    /// out as itself.
+    fn export<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let index = self.index()?;
-        let written = py
-            .detach(|| {
-                let file = std::fs::File::create(path)?;
-                let written = index.export(&file)?;
-                file.sync_all()?;
-                Ok::<_, hnswdb::Error>(written)
-            })
-            .py_err()?;
+        let written = match Stream::from_py(target, "write")? {
+            Stream::Path(path) => py
+                .detach(|| {
+                    let file = std::fs::File::create(path)?;
+                    let written = index.export(&file)?;
+                    file.sync_all()?;
+                    Ok::<_, hnswdb::Error>(written)
+                })
+                .py_err()?,
+            Stream::File(file) => {
+                let mut writer = PyWriter::new(file);
+                let written = py.detach(|| index.export(&mut writer));
+                match (written, writer.error) {
+                    (Err(_), Some(raised)) => return Err(raised),
+                    (written, _) => written.py_err()?,
+                }
+            }
+        };
         let dict = PyDict::new(py);
         dict.set_item("rows", written.rows)?;
         dict.set_item("bytes", written.bytes)?;

@@ -11,6 +11,7 @@ mod index;
 mod interrupt;
 mod named;
 mod options;
+mod streams;
 mod txn;
 
 use std::path::PathBuf;

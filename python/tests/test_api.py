@@ -201,3 +201,46 @@ def test_exception_classes():
                  "InvalidStreamError", "ThreadError", "LoadStoppedError", "InvalidNameError",
                  "NotInSharedDatabaseError", "NotInTransactionError"]:
         assert issubclass(getattr(hnswdb, name), hnswdb.Error), name
+
+
+def test_export_to_and_import_from_file_objects(tmp_path, data):
+    import io
+
+    keys, vectors = data[0][:300], data[1][:300]
+    idx = hnswdb.Index.create(tmp_path / "f.hnsw", dim=vectors.shape[1], metric="l2")
+    idx.add(keys, vectors)
+    buffer = io.BytesIO()
+    written = idx.export(buffer)
+    assert written["rows"] == 300 and written["bytes"] == len(buffer.getvalue())
+    with open(tmp_path / "f.export", "wb") as f:
+        assert idx.export(f) == written
+    assert (tmp_path / "f.export").read_bytes() == buffer.getvalue()
+
+    copy = hnswdb.Index.from_export(tmp_path / "g.hnsw", io.BytesIO(buffer.getvalue()))
+    with open(tmp_path / "f.export", "rb") as f:
+        again = hnswdb.Index.from_export(tmp_path / "h.hnsw", f)
+    for other in (copy, again):
+        assert len(other) == 300
+        np.testing.assert_array_equal(other.get(int(keys[7])), vectors[7])
+        other.verify()
+
+    # A truncated stream is the stream's error; the file object's own exception is itself.
+    with pytest.raises(hnswdb.InvalidStreamError):
+        hnswdb.Index.from_export(tmp_path / "t.hnsw", io.BytesIO(buffer.getvalue()[:-10]))
+    assert not (tmp_path / "t.hnsw").exists()
+
+    class Failing(io.RawIOBase):
+        def writable(self):
+            return True
+
+        def write(self, b):
+            raise OSError(28, "No space left on device")
+
+        def read(self, n=-1):
+            raise RuntimeError("the network went away")
+
+    with pytest.raises(OSError, match="No space left"):
+        idx.export(Failing())
+    with pytest.raises(RuntimeError, match="network went away"):
+        hnswdb.Index.from_export(tmp_path / "u.hnsw", Failing())
+    assert not (tmp_path / "u.hnsw").exists()

@@ -1,0 +1,123 @@
+//! Where `export` writes and `from_export` reads: a path, or a Python binary file object (an
+//! open file, `io.BytesIO`, a socket's file, ...). The Rust side runs with the GIL released and
+//! takes it back only around each call to the object's `write` or `read`, a buffer (1 MiB for
+//! an export) at a time. An exception the object raises is kept and raised as itself.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// A path, or a binary file object.
+pub(crate) enum Stream {
+    Path(PathBuf),
+    File(Py<PyAny>),
+}
+
+impl Stream {
+    /// `target` as a stream: an object with a `method` (`"write"` or `"read"`) is a file
+    /// object, anything else must be a path (`str` or `os.PathLike`).
+    pub(crate) fn from_py(target: &Bound<'_, PyAny>, method: &str) -> PyResult<Stream> {
+        if target.hasattr(method)? {
+            return Ok(Stream::File(target.clone().unbind()));
+        }
+        Ok(Stream::Path(target.extract()?))
+    }
+}
+
+/// A Python file object as a [`Write`]; the first exception its `write` raises is kept.
+pub(crate) struct PyWriter {
+    file: Py<PyAny>,
+    pub(crate) error: Option<PyErr>,
+}
+
+impl PyWriter {
+    pub(crate) fn new(file: Py<PyAny>) -> PyWriter {
+        PyWriter { file, error: None }
+    }
+
+    /// Calls `method` of the file with `args`, keeping an exception for the caller.
+    fn call<'py, A>(
+        &mut self,
+        py: Python<'py>,
+        method: &str,
+        args: A,
+    ) -> io::Result<Bound<'py, PyAny>>
+    where
+        A: pyo3::call::PyCallArgs<'py>,
+    {
+        self.file.bind(py).call_method1(method, args).map_err(|e| {
+            let message = e.to_string();
+            self.error.get_or_insert(e);
+            io::Error::other(message)
+        })
+    }
+}
+
+impl Write for PyWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Python::attach(|py| {
+            let written = self.call(py, "write", (PyBytes::new(py, buf),))?;
+            // Raw files may write less and say so; buffered ones return None or the length.
+            match written.extract::<Option<usize>>() {
+                Ok(Some(n)) if n <= buf.len() => Ok(n),
+                Ok(None) => Ok(buf.len()),
+                _ => Err(io::Error::other(
+                    "the file object's write returned no byte count",
+                )),
+            }
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Python::attach(|py| {
+            if self.file.bind(py).hasattr("flush").unwrap_or(false) {
+                self.call(py, "flush", ())?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A Python file object as a [`Read`]; the first exception its `read` raises is kept.
+pub(crate) struct PyReader {
+    file: Py<PyAny>,
+    pub(crate) error: Option<PyErr>,
+}
+
+impl PyReader {
+    pub(crate) fn new(file: Py<PyAny>) -> PyReader {
+        PyReader { file, error: None }
+    }
+}
+
+impl Read for PyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Python::attach(|py| {
+            let read = self
+                .file
+                .bind(py)
+                .call_method1("read", (buf.len(),))
+                .and_then(|bytes| bytes.extract::<Option<Vec<u8>>>());
+            match read {
+                Ok(Some(bytes)) if bytes.len() <= buf.len() => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    Ok(bytes.len())
+                }
+                Ok(None) => Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "the file object has no data ready (non-blocking)",
+                )),
+                Ok(Some(_)) => Err(io::Error::other(
+                    "the file object's read returned more bytes than asked for",
+                )),
+                Err(e) => {
+                    let message = e.to_string();
+                    self.error.get_or_insert(e);
+                    Err(io::Error::other(message))
+                }
+            }
+        })
+    }
+}
