@@ -47,11 +47,10 @@ impl PyWriter {
     where
         A: pyo3::call::PyCallArgs<'py>,
     {
-        self.file.bind(py).call_method1(method, args).map_err(|e| {
-            let message = e.to_string();
-            self.error.get_or_insert(e);
-            io::Error::other(message)
-        })
+        self.file
+            .bind(py)
+            .call_method1(method, args)
+            .map_err(|e| keep(&mut self.error, e))
     }
 }
 
@@ -112,12 +111,16 @@ impl Read for PyReader {
                 Ok(Some(_)) => Err(io::Error::other(
                     "the file object's read returned more bytes than asked for",
                 )),
-                Err(e) => {
-                    let message = e.to_string();
-                    self.error.get_or_insert(e);
-                    Err(io::Error::other(message))
-                }
+                Err(e) => Err(keep(&mut self.error, e)),
             }
         })
     }
+}
+
+/// Keeps the first exception of a file object in `kept` (raised as itself once the Rust side
+/// is done), and gives the Rust side an I/O error with its message.
+fn keep(kept: &mut Option<PyErr>, raised: PyErr) -> io::Error {
+    let message = raised.to_string();
+    kept.get_or_insert(raised);
+    io::Error::other(message)
 }
