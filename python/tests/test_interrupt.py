@@ -2,6 +2,7 @@
 and nothing of the add is committed (a transaction it ran in is aborted)."""
 
 import _thread
+import signal
 import threading
 
 import numpy as np
@@ -19,6 +20,16 @@ def rows():
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((ROWS, DIM), dtype=np.float32)
     return np.arange(ROWS, dtype=np.uint64), vectors
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """Python's own SIGINT handler, as in an interactive session: a process started with SIGINT
+    ignored (a background job of a script, say) keeps it ignored, and then a Ctrl-C, like
+    `_thread.interrupt_main()`, does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def interrupt_soon():
