@@ -19,7 +19,7 @@ use crate::errors::{raise, to_py, IntoPy};
 use crate::interrupt;
 use crate::named;
 use crate::options::{options, options_dict, stats_dict};
-use crate::streams::{PyReader, PyWriter, Stream};
+use crate::streams::{PyFile, Stream};
 use crate::txn::{Transaction, WriterMark};
 
 /// An HNSW vector index stored in one file (or in memory): crash-safe, transactional, with
@@ -315,7 +315,7 @@ impl PyIndex {
                 })
                 .py_err()?,
             Stream::File(file) => {
-                let mut reader = PyReader::new(file);
+                let mut reader = PyFile::new(file);
                 let imported = py.detach(|| Index::import(path, &mut reader));
                 match (imported, reader.error) {
                     (Err(_), Some(raised)) => return Err(raised),
@@ -636,7 +636,7 @@ impl PyIndex {
                 })
                 .py_err()?,
             Stream::File(file) => {
-                let mut writer = PyWriter::new(file);
+                let mut writer = PyFile::new(file);
                 let written = py.detach(|| index.export(&mut writer));
                 match (written, writer.error) {
                     (Err(_), Some(raised)) => return Err(raised),

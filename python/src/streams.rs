@@ -26,15 +26,16 @@ impl Stream {
     }
 }
 
-/// A Python file object as a [`Write`]; the first exception its `write` raises is kept.
-pub(crate) struct PyWriter {
+/// A Python binary file object as a [`Write`] (its `write` and `flush`) or a [`Read`] (its
+/// `read`); the first exception the object raises is kept in `error`.
+pub(crate) struct PyFile {
     file: Py<PyAny>,
     pub(crate) error: Option<PyErr>,
 }
 
-impl PyWriter {
-    pub(crate) fn new(file: Py<PyAny>) -> PyWriter {
-        PyWriter { file, error: None }
+impl PyFile {
+    pub(crate) fn new(file: Py<PyAny>) -> PyFile {
+        PyFile { file, error: None }
     }
 
     /// Calls `method` of the file with `args`, keeping an exception for the caller.
@@ -54,7 +55,7 @@ impl PyWriter {
     }
 }
 
-impl Write for PyWriter {
+impl Write for PyFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Python::attach(|py| {
             let written = self.call(py, "write", (PyBytes::new(py, buf),))?;
@@ -79,39 +80,24 @@ impl Write for PyWriter {
     }
 }
 
-/// A Python file object as a [`Read`]; the first exception its `read` raises is kept.
-pub(crate) struct PyReader {
-    file: Py<PyAny>,
-    pub(crate) error: Option<PyErr>,
-}
-
-impl PyReader {
-    pub(crate) fn new(file: Py<PyAny>) -> PyReader {
-        PyReader { file, error: None }
-    }
-}
-
-impl Read for PyReader {
+impl Read for PyFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Python::attach(|py| {
             let read = self
-                .file
-                .bind(py)
-                .call_method1("read", (buf.len(),))
-                .and_then(|bytes| bytes.extract::<Option<Vec<u8>>>());
-            match read {
-                Ok(Some(bytes)) if bytes.len() <= buf.len() => {
+                .call(py, "read", (buf.len(),))?
+                .extract::<Option<Vec<u8>>>();
+            match read.map_err(|e| keep(&mut self.error, e))? {
+                Some(bytes) if bytes.len() <= buf.len() => {
                     buf[..bytes.len()].copy_from_slice(&bytes);
                     Ok(bytes.len())
                 }
-                Ok(None) => Err(io::Error::new(
+                None => Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
                     "the file object has no data ready (non-blocking)",
                 )),
-                Ok(Some(_)) => Err(io::Error::other(
+                Some(_) => Err(io::Error::other(
                     "the file object's read returned more bytes than asked for",
                 )),
-                Err(e) => Err(keep(&mut self.error, e)),
             }
         })
     }
