@@ -789,16 +789,8 @@ mod tests {
             let path = dir.path().join(format!("u{i}.hnsw"));
             let options = Options::new(8).m(4).quantization(quantization);
             let index = Index::create(&path, options).unwrap();
-            let mut x = 1u32;
-            let vectors = (0..1500u64).map(|k| {
-                let v: Vec<f32> = (0..8)
-                    .map(|_| {
-                        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                        (x >> 8) as f32 / (1 << 24) as f32 - 0.5
-                    })
-                    .collect();
-                (k, v)
-            });
+            let mut rng = crate::graph::Rng(5);
+            let vectors = (0..1500u64).map(|k| (k, rng.vector(8)));
             index.insert_batch(vectors).unwrap();
             let check = |index: &Index, pass: &str| {
                 let snap = index.engine().snapshot();

@@ -24,6 +24,8 @@ pub(crate) use insert::insert;
 pub(crate) use level::level_for;
 #[cfg(test)]
 pub(crate) use memory::MemoryGraph;
+#[cfg(test)]
+pub(crate) use memory::Rng;
 pub(crate) use parallel::{link_parallel, repair_parents, Frozen};
 pub(crate) use remove::remove;
 pub(crate) use scratch::Scratch;

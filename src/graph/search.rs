@@ -53,7 +53,8 @@ pub(crate) fn search<G: GraphRead>(
     out: &mut Vec<(f32, NodeId)>,
 ) -> Result<()> {
     let exact = Exact { graph, query };
-    search_with(graph, &exact, &exact, ef, filter, scratch, out)
+    let no_top: Option<&Exact<'_, G>> = None;
+    search_with(graph, no_top, &exact, ef, filter, scratch, out)
 }
 
 /// [`search`] on `codes`' distances (estimates on compact codes), except on the layers from
@@ -69,14 +70,14 @@ pub(crate) fn search_on<G: GraphRead, D: Distances>(
     out: &mut Vec<(f32, NodeId)>,
 ) -> Result<()> {
     let exact = Exact { graph, query };
-    search_with(graph, &exact, codes, ef, filter, scratch, out)
+    search_with(graph, Some(&exact), codes, ef, filter, scratch, out)
 }
 
-/// The search proper: the descent compares `top`'s distances on the layers from
+/// The search proper: the descent compares `top`'s distances (when given) on the layers from
 /// [`EXACT_DESCENT_LEVEL`] up and `dist`'s below, and layer 0 is walked on `dist`'s.
 fn search_with<G: GraphRead, T: Distances, D: Distances>(
     graph: &G,
-    top: &T,
+    top: Option<&T>,
     dist: &D,
     ef: usize,
     filter: Option<&dyn Fn(NodeId) -> bool>,
@@ -98,26 +99,29 @@ fn search_with<G: GraphRead, T: Distances, D: Distances>(
     let mut upper = mem::take(&mut scratch.seeds);
     upper.clear();
     let descended = (|| {
-        if ep.level >= EXACT_DESCENT_LEVEL {
-            upper.push(Near::new(top.distance(ep.id)?, ep.id));
-            descend(
-                graph,
-                top,
-                EXACT_DESCENT_LEVEL..=ep.level,
-                beam,
-                scratch,
-                &mut upper,
-            )?;
-            // The beam goes on below on `dist`'s distances, its order theirs.
-            for near in upper.iter_mut() {
-                near.dist = dist.distance(near.id)?;
+        // The layers left for `dist`, from 1 up.
+        let mut below = ep.level;
+        match top {
+            Some(top) if ep.level >= EXACT_DESCENT_LEVEL => {
+                upper.push(Near::new(top.distance(ep.id)?, ep.id));
+                descend(
+                    graph,
+                    top,
+                    EXACT_DESCENT_LEVEL..=ep.level,
+                    beam,
+                    scratch,
+                    &mut upper,
+                )?;
+                // The beam goes on below on `dist`'s distances, its order theirs.
+                for near in upper.iter_mut() {
+                    near.dist = dist.distance(near.id)?;
+                }
+                upper.sort_unstable();
+                below = EXACT_DESCENT_LEVEL - 1;
             }
-            upper.sort_unstable();
-        } else {
-            upper.push(start);
+            _ => upper.push(start),
         }
-        let lowest_top = EXACT_DESCENT_LEVEL.min(ep.level + 1);
-        descend(graph, dist, 1..=lowest_top - 1, beam, scratch, &mut upper)
+        descend(graph, dist, 1..=below, beam, scratch, &mut upper)
     })();
     let nearest = upper.first().copied().unwrap_or(start);
     scratch.seeds = upper;
