@@ -1,5 +1,5 @@
-//! Kernels over quantized codes at common sizes: the dispatched (SIMD where the CPU has it)
-//! kernels against the scalar fallback.
+//! Kernels over quantized codes at common sizes: every implementation the CPU can run, side by
+//! side (the dispatched one is named first on stderr).
 
 // `criterion_group!` defines an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -7,9 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use hnswdb::__codes_bench::{
-    dot_u8_i8, kernel_name, plane_popcounts, scalar_dot_u8_i8, scalar_plane_popcounts,
-};
+use hnswdb::__codes_bench::{kernel_name, kernels, Kernel};
 
 /// Embedding sizes for the int8 dot product: 128 (SIFT-like), 384 (MiniLM-like), 768 (BERT-like)
 /// and 1536 (OpenAI-like).
@@ -29,29 +27,26 @@ fn stream(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// Benchmarks `fast` (labelled with the dispatched kernels' name) against `slow` (the scalar
-/// fallback) under `group` on each pair of `inputs`, labelled by its size. Generic, so both are
-/// called directly and inlined as in the index.
+/// Benchmarks `run` with every runnable kernel under `group` on each pair of `inputs`, labelled
+/// by the kernel's name and the input's size.
 fn compare<A: ?Sized, B: ?Sized, R>(
     c: &mut Criterion,
     group: &str,
     inputs: &[(usize, &A, &B)],
-    fast: impl Fn(&A, &B) -> R,
-    slow: impl Fn(&A, &B) -> R,
+    run: impl Fn(Kernel, &A, &B) -> R,
 ) {
     let mut g = c.benchmark_group(group);
     for &(size, x, y) in inputs {
-        g.bench_with_input(BenchmarkId::new(kernel_name(), size), &size, |b, _| {
-            b.iter(|| fast(black_box(x), black_box(y)))
-        });
-        g.bench_with_input(BenchmarkId::new("scalar", size), &size, |b, _| {
-            b.iter(|| slow(black_box(x), black_box(y)))
-        });
+        for kernel in kernels() {
+            g.bench_with_input(BenchmarkId::new(kernel.name(), size), &size, |b, _| {
+                b.iter(|| run(kernel, black_box(x), black_box(y)))
+            });
+        }
     }
     g.finish();
 }
 
-fn kernels(c: &mut Criterion) {
+fn code_kernels(c: &mut Criterion) {
     eprintln!("dispatched code kernels: {}", kernel_name());
     // Offset by one element so the loads are not 32-byte aligned, as when read from a page.
     let mut next = stream(1);
@@ -70,7 +65,7 @@ fn kernels(c: &mut Criterion) {
         .zip(&bytes)
         .map(|(&n, (a, b))| (n, &a[1..], &b[1..]))
         .collect();
-    compare(c, "dot_u8_i8", &dots, dot_u8_i8, scalar_dot_u8_i8);
+    compare(c, "dot_u8_i8", &dots, |k, a, b| k.dot_u8_i8(a, b));
 
     let words: Vec<(Vec<u64>, Vec<u64>)> = WORDS
         .iter()
@@ -85,14 +80,10 @@ fn kernels(c: &mut Criterion) {
         .zip(&words)
         .map(|(&w, (code, planes))| (w, &code[1..], &planes[1..]))
         .collect();
-    compare(
-        c,
-        "plane_popcounts",
-        &planes,
-        plane_popcounts,
-        scalar_plane_popcounts,
-    );
+    compare(c, "plane_popcounts", &planes, |k, code, planes| {
+        k.plane_popcounts(code, planes)
+    });
 }
 
-criterion_group!(benches, kernels);
+criterion_group!(benches, code_kernels);
 criterion_main!(benches);
