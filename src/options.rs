@@ -489,7 +489,7 @@ impl<'f> SearchParams<'f> {
     /// With a [`Quantization`] other than `None`: how many of the best candidates found on the
     /// codes are re-ranked with their exact `f32` distances (raised to `k` when smaller; `ef` is
     /// raised to it when larger). More costs an exact distance each (a read from the file for a
-    /// vector outside the memory budget) and gains recall. The default: with `Int8`, `2·k`
+    /// vector outside the memory budget) and gains recall. The default: with `Int8`, `k + ⌈k/2⌉`
     /// (at most `ef`), which gave the recall of re-ranking every candidate in the measurements;
     /// with `Binary`, `2·ef` (after raising `ef` to `k`), which widens the walk to `2·ef`
     /// candidates and re-ranks them all: Binary's estimates need it to find, at a given `ef`,

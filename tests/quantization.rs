@@ -70,7 +70,7 @@ fn rescored_searches_match_the_unquantized_index() {
             let (r0, r1) = (recall(&want, &truth), recall(&got, &truth));
             eprintln!("{quantization} ef {ef}: recall {r1:.4}, unquantized {r0:.4}");
             if quantization == Quantization::Int8 {
-                // The default re-ranks 2·k: enough for Int8's close estimates.
+                // The default re-ranks k + ⌈k/2⌉: enough for Int8's close estimates.
                 assert!(
                     r1 >= r0 - 0.005,
                     "{quantization} ef {ef}: {r1} against {r0}"

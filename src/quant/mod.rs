@@ -59,13 +59,16 @@ impl Codec {
 
     /// How many candidates a search for `k` at `ef` re-ranks unless told
     /// ([`SearchParams::rescore`](crate::SearchParams::rescore)). Int8 estimates are close
-    /// enough that `2·k` re-ranked gave the recall of re-ranking all `ef` (minilm50k, k 10, ef
-    /// 24 to 48: 16 and `ef` the same, 10 lower by up to 0.0041), and each re-ranked vector
-    /// outside the cache is a read from the file (about 5 µs there). Binary's estimates are
-    /// coarser: [`BINARY_OVERSAMPLING`] times `ef`, which widens the walk to as many.
+    /// enough that `k + ⌈k/2⌉` re-ranked gives the recall of re-ranking all `ef`: with k 10, 15
+    /// matched it to 0.0001 at ef 16 to 128 on bigann10k, minilm50k and gen1536, 12 too at ef
+    /// 16 to 64, and 10 fell short by up to 0.012 (BENCHMARKS.md, "AVX-512 code kernels"). Each
+    /// re-ranked vector outside the cache is a read from the file (about 2 µs there), so fewer
+    /// is faster: 15 instead of 20 gave 16% more queries/s with codes and lists alone in memory.
+    /// Binary's estimates are coarser: [`BINARY_OVERSAMPLING`] times `ef`, which widens the
+    /// walk to as many.
     pub(crate) fn default_rescore(&self, k: usize, ef: usize) -> usize {
         match self {
-            Codec::Int8(_) => ef.min(k.saturating_mul(2)),
+            Codec::Int8(_) => ef.min(k.saturating_add(k.div_ceil(2))),
             Codec::Binary(_) => ef.saturating_mul(BINARY_OVERSAMPLING),
         }
     }

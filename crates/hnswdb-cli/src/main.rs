@@ -222,7 +222,7 @@ pub(crate) struct SearchArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub ef: Option<u64>,
     /// With quantization: how many of the best candidates found on the codes are re-ranked with
-    /// exact distances [default: the library's: 2·k with int8 (at most ef), 2·ef with binary].
+    /// exact distances [default: the library's: k + ⌈k/2⌉ with int8 (at most ef), 2·ef with binary].
     #[arg(long)]
     pub rescore: Option<usize>,
     /// Exact neighbours (.ivecs, ids = keys): report recall@k, queries/s and latency instead.
@@ -296,7 +296,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_enum, default_value_t = BenchQuantizationArg::None)]
     pub quantization: BenchQuantizationArg,
     /// With quantization: candidates re-ranked with exact distances in every search of the
-    /// sweep [default: the library's: 2·k with int8 (at most ef), 2·ef with binary]
+    /// sweep [default: the library's: k + ⌈k/2⌉ with int8 (at most ef), 2·ef with binary]
     #[arg(long)]
     pub rescore: Option<usize>,
 }
