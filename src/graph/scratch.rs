@@ -110,6 +110,8 @@ pub(crate) struct Scratch {
     pub(super) results: BinaryHeap<Near>,
     /// The neighbour list being expanded.
     pub(super) links: Vec<NodeId>,
+    /// The neighbours of the node being expanded not visited before, in list order.
+    pub(super) fresh: Vec<NodeId>,
     /// Buffers of insert and remove, kept to save allocations.
     pub(super) found: Vec<Near>,
     pub(super) seeds: Vec<Near>,

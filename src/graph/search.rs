@@ -206,6 +206,7 @@ pub(super) fn search_layer<G: GraphRead, D: Distances>(
         candidates,
         results,
         links,
+        fresh,
         ..
     } = scratch;
     let budget = match filter {
@@ -223,19 +224,21 @@ pub(super) fn search_layer<G: GraphRead, D: Distances>(
         }
         expanded += 1;
         let links = graph.neighbours_ref(c.id, layer, links)?;
-        // Start loading every vector about to be compared: the loads overlap.
-        for &n in links {
-            distances.prefetch(n);
-        }
+        // The neighbours not seen yet, each marked visited and its vector starting to load
+        // (the loads overlap), then compared.
+        fresh.clear();
         for &n in links {
             if !visited.fits(n) {
                 // A real node, before the visited set grows to its id.
                 graph.level(n)?;
                 visited.grow(n);
             }
-            if !visited.insert(n) {
-                continue;
+            if visited.insert(n) {
+                distances.prefetch(n);
+                fresh.push(n);
             }
+        }
+        for &n in fresh.iter() {
             let dist = distances.distance(n)?;
             let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
             if results.len() < ef || dist < worst {
