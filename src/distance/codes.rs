@@ -79,27 +79,11 @@ fn active() -> &'static Kernels {
 /// The fastest kernels the running CPU has. Under Miri the scalar ones, which Miri runs quickly
 /// (the tests call the others directly).
 fn fastest() -> &'static Kernels {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    let k = if x86::has_avx512() {
-        &x86::AVX512
-    } else if x86::has_avx2_popcnt() {
-        &x86::AVX2_POPCNT
-    } else if x86::has_popcnt() {
-        &x86::POPCNT
-    } else {
+    if cfg!(miri) {
         &SCALAR
-    };
-    #[cfg(all(target_arch = "aarch64", target_feature = "neon", not(miri)))]
-    let k = &neon::NEON;
-    #[cfg(not(all(
-        any(
-            target_arch = "x86_64",
-            all(target_arch = "aarch64", target_feature = "neon")
-        ),
-        not(miri)
-    )))]
-    let k = &SCALAR;
-    k
+    } else {
+        runnable()[0]
+    }
 }
 
 /// `Σ a[i] as i32 * b[i] as i32` over the first `min(a.len(), b.len())` elements, exactly: the
@@ -132,11 +116,11 @@ pub(crate) fn codes_kernel_name() -> &'static str {
     active().name
 }
 
-/// Every implementation of the kernels this CPU can run, the scalar one first.
-#[cfg(any(test, feature = "test-hooks"))]
+/// Every implementation of the kernels this CPU can run, fastest first, the scalar one last: the
+/// one order the choice ([`fastest`]), the tests and the benchmark go by.
 fn runnable() -> Vec<&'static Kernels> {
     #[allow(unused_mut)]
-    let mut all = vec![&SCALAR];
+    let mut all = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
         if x86::has_avx512() {
@@ -151,6 +135,7 @@ fn runnable() -> Vec<&'static Kernels> {
     }
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     all.push(&neon::NEON);
+    all.push(&SCALAR);
     all
 }
 
@@ -196,7 +181,7 @@ pub mod bench {
         }
     }
 
-    /// Every implementation this CPU can run, the scalar one first.
+    /// Every implementation this CPU can run, fastest first, the scalar one last.
     pub fn kernels() -> Vec<Kernel> {
         super::runnable().into_iter().map(Kernel).collect()
     }
