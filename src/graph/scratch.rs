@@ -112,6 +112,8 @@ pub(crate) struct Scratch {
     pub(super) links: Vec<NodeId>,
     /// The neighbours of the node being expanded not visited before, in list order.
     pub(super) fresh: Vec<NodeId>,
+    /// W of a descent's layer, nearest first, each with whether it was expanded.
+    pub(super) beam: Vec<(Near, bool)>,
     /// Buffers of insert and remove, kept to save allocations.
     pub(super) found: Vec<Near>,
     pub(super) seeds: Vec<Near>,
