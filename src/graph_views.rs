@@ -72,32 +72,44 @@ where
     /// The list of `id` on `layer` ≥ 1: cache, overlay, file.
     #[inline(never)]
     fn upper_neighbours(&self, id: NodeId, layer: u8, out: &mut Vec<NodeId>) -> Result<()> {
+        if let Some(list) = self.cached_upper(id, layer)? {
+            out.clear();
+            out.extend_from_slice(list);
+            return Ok(());
+        }
+        if let Some(list) = self
+            .overlay
+            .and_then(|o| o.upper_lists.get(&link_key(id, layer)))
+        {
+            out.clear();
+            out.extend_from_slice(list);
+            return Ok(());
+        }
+        if self.live(id)?.level < layer {
+            return Err(Error::corrupt(
+                format!("node {id} has no list on layer {layer}"),
+                "graph",
+            ));
+        }
+        self.tables.links_into(id, layer, out)
+    }
+
+    /// The list of `id` on `layer` ≥ 1, if the upper layers are loaded.
+    #[inline]
+    fn cached_upper(&self, id: NodeId, layer: u8) -> Result<Option<&'a [NodeId]>> {
         if self.snap.upper.is_none() {
-            if let Some(list) = self
-                .overlay
-                .and_then(|o| o.upper_lists.get(&link_key(id, layer)))
-            {
-                out.clear();
-                out.extend_from_slice(list);
-                return Ok(());
-            }
-            if self.live(id)?.level < layer {
-                return Err(Error::corrupt(
-                    format!("node {id} has no list on layer {layer}"),
-                    "graph",
-                ));
-            }
-            return self.tables.links_into(id, layer, out);
+            return Ok(None);
         }
         let upper = self.snap.upper(id).ok_or_else(|| {
             Error::corrupt(format!("node {id} has no lists on layer {layer}"), "graph")
         })?;
-        let list = upper.lists.get(usize::from(layer) - 1).ok_or_else(|| {
-            Error::corrupt(format!("node {id} has no list on layer {layer}"), "graph")
-        })?;
-        out.clear();
-        out.extend_from_slice(list);
-        Ok(())
+        match upper.lists.get(usize::from(layer) - 1) {
+            Some(list) => Ok(Some(list)),
+            None => Err(Error::corrupt(
+                format!("node {id} has no list on layer {layer}"),
+                "graph",
+            )),
+        }
     }
 
     /// The layer-0 list of `id`, if the layer-0 cache holds it.
@@ -126,10 +138,12 @@ where
     where
         'a: 's,
     {
-        if layer == 0 {
-            if let Some(ids) = self.cached_links0(id)? {
-                return Ok(ids);
-            }
+        let cached = match layer {
+            0 => self.cached_links0(id)?,
+            _ => self.cached_upper(id, layer)?,
+        };
+        if let Some(ids) = cached {
+            return Ok(ids);
         }
         self.neighbours(id, layer, buf)?;
         Ok(buf)
