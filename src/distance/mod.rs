@@ -160,15 +160,14 @@ impl Metric {
                 got: vector.len(),
             });
         }
-        if vector.iter().any(|x| x.is_nan()) {
-            return Err(Error::InvalidVector {
-                reason: "it contains NaN",
-            });
-        }
-        if vector.iter().any(|x| x.is_infinite()) {
-            return Err(Error::InvalidVector {
-                reason: "it contains infinity",
-            });
+        // One pass without an early exit, which the compiler vectorizes: two early-exit scans
+        // took 0.1 µs of every 128-d query. Which of the two it is, only when one is there.
+        if !vector.iter().fold(true, |finite, x| finite & x.is_finite()) {
+            let reason = match vector.iter().any(|x| x.is_nan()) {
+                true => "it contains NaN",
+                false => "it contains infinity",
+            };
+            return Err(Error::InvalidVector { reason });
         }
         if self == Metric::Cosine {
             let norm_sq = dot(vector, vector);
@@ -184,5 +183,43 @@ impl Metric {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reason names what is there, wherever it is: NaN first, then infinity.
+    #[test]
+    fn validate_finds_nan_and_infinity_at_every_position() {
+        let reason = |v: &[f32]| match Metric::L2.validate(v.len(), v) {
+            Err(Error::InvalidVector { reason }) => Some(reason),
+            Ok(()) => None,
+            Err(e) => panic!("{e:?}"),
+        };
+        for len in [1, 7, 16, 128, 131] {
+            let fine: Vec<f32> = (0..len).map(|i| f32::MAX / (i + 1) as f32).collect();
+            assert_eq!(reason(&fine), None);
+            assert_eq!(reason(&vec![f32::MIN_POSITIVE / 2.0; len]), None);
+            for at in 0..len {
+                for (bad, expected) in [
+                    (f32::NAN, "it contains NaN"),
+                    (-f32::NAN, "it contains NaN"),
+                    (f32::INFINITY, "it contains infinity"),
+                    (f32::NEG_INFINITY, "it contains infinity"),
+                ] {
+                    let mut v = fine.clone();
+                    v[at] = bad;
+                    assert_eq!(reason(&v), Some(expected), "len {len}, at {at}");
+                }
+                let mut both = fine.clone();
+                both[at] = f32::INFINITY;
+                both[len - 1 - at] = f32::NAN;
+                if len > 1 && at != len - 1 - at {
+                    assert_eq!(reason(&both), Some("it contains NaN"));
+                }
+            }
+        }
     }
 }
