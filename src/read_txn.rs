@@ -368,16 +368,18 @@ fn nearest_hits(snap: &Snapshot, found: &[(f32, NodeId)], k: usize) -> Result<Ve
         Some(&(kth, _)) => k + found[k..].iter().take_while(|(d, _)| *d == kth).count(),
         None => found.len(),
     };
-    let mut hits = found[..cut]
-        .iter()
-        .map(|&(distance, id)| {
-            Ok(Hit {
-                key: snap.node(id)?.key,
-                distance,
-            })
-        })
-        .collect::<Result<Vec<Hit>>>()?;
-    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.key.cmp(&b.key)));
+    // Sized up front: collecting through `Result` would grow the vector twice per query.
+    let mut hits = Vec::with_capacity(cut);
+    for &(distance, id) in &found[..cut] {
+        hits.push(Hit {
+            key: snap.node(id)?.key,
+            distance,
+        });
+    }
+    // `found` is in distance order: only ties need ordering by key.
+    if hits.windows(2).any(|w| w[0].distance == w[1].distance) {
+        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.key.cmp(&b.key)));
+    }
     hits.truncate(k);
     Ok(hits)
 }
