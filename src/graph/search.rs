@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 use std::mem;
 use std::ops::RangeInclusive;
 
-use super::scratch::Near;
+use super::scratch::{Near, Visited};
 use super::{Distances, Exact, GraphRead, NodeId, Scratch, MAX_LEVEL};
 use crate::error::{Error, Result};
 
@@ -201,17 +201,7 @@ pub(super) fn descend<G: GraphRead, D: Distances>(
         while let Some(next) = w.iter().position(|&(_, expanded)| !expanded) {
             w[next].1 = true;
             let list = graph.neighbours_ref(w[next].0.id, layer, links)?;
-            fresh.clear();
-            for &n in list {
-                if !visited.fits(n) {
-                    graph.level(n)?;
-                    visited.grow(n);
-                }
-                if visited.insert(n) {
-                    dist.prefetch(n);
-                    fresh.push(n);
-                }
-            }
+            take_unvisited(graph, dist, list, visited, fresh)?;
             for &n in fresh.iter() {
                 let near = Near::new(dist.distance(n)?, n);
                 if w.len() == beam {
@@ -226,6 +216,33 @@ pub(super) fn descend<G: GraphRead, D: Distances>(
         }
         beam_nodes.clear();
         beam_nodes.extend(w.iter().map(|&(near, _)| near));
+    }
+    Ok(())
+}
+
+/// Fills `fresh` with the nodes of `list` not visited yet, in list order, marking them visited
+/// and starting to load what `dist` will read of them: the loads overlap, then the caller
+/// compares them. An id beyond the visited set's slots is checked to be a real node before the
+/// set grows to it. Inlined by force: left to the compiler, it stayed a call in both loops and
+/// searches ran 2–4% slower (bigann10k, ef 10 to 64, alternating binaries).
+#[inline(always)]
+fn take_unvisited<G: GraphRead, D: Distances>(
+    graph: &G,
+    dist: &D,
+    list: &[NodeId],
+    visited: &mut Visited,
+    fresh: &mut Vec<NodeId>,
+) -> Result<()> {
+    fresh.clear();
+    for &n in list {
+        if !visited.fits(n) {
+            graph.level(n)?;
+            visited.grow(n);
+        }
+        if visited.insert(n) {
+            dist.prefetch(n);
+            fresh.push(n);
+        }
     }
     Ok(())
 }
@@ -290,20 +307,7 @@ pub(super) fn search_layer<G: GraphRead, D: Distances>(
         }
         expanded += 1;
         let links = graph.neighbours_ref(c.id, layer, links)?;
-        // The neighbours not seen yet, each marked visited and its vector starting to load
-        // (the loads overlap), then compared.
-        fresh.clear();
-        for &n in links {
-            if !visited.fits(n) {
-                // A real node, before the visited set grows to its id.
-                graph.level(n)?;
-                visited.grow(n);
-            }
-            if visited.insert(n) {
-                distances.prefetch(n);
-                fresh.push(n);
-            }
-        }
+        take_unvisited(graph, distances, links, visited, fresh)?;
         for &n in fresh.iter() {
             let dist = distances.distance(n)?;
             let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
