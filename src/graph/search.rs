@@ -30,9 +30,9 @@ pub(super) const INSERT_BEAM: usize = 4;
 /// On exact distances the beam stops at layer 2, and layer 1 is walked greedily: the beam
 /// chooses the region on the sparse layers, and layer 1 only closes in on it. On gen1536,
 /// recall moved by at most 0.0022 at `ef` 16 to 256 (ten clusters; greedy all the way lost up
-/// to 0.034), and bigann10k gained 4% queries/s at `ef` 16 and 64 (BENCHMARKS.md, "Greedy on
-/// layer 1"). On codes, layer 1's second candidate covers the estimates' error: greedy there
-/// lost up to 0.004 with `Binary`.
+/// to 0.034), and bigann10k gained 1.8% and 3.9% queries/s at `ef` 16 and 64, nothing
+/// measurable at 10 (BENCHMARKS.md, "Where a query's time goes"). On codes, layer 1's second
+/// candidate covers the estimates' error: greedy there lost up to 0.004 with `Binary`.
 fn search_beam(ef: usize) -> usize {
     (ef / 16).clamp(2, 4)
 }
@@ -167,8 +167,8 @@ fn search_with<G: GraphRead, T: Distances, D: Distances>(
 /// With so small an `ef`, W itself serves as C: W is kept as a sorted array, each node marked
 /// once expanded, and the nearest unexpanded one is expanded next, until none is left. That
 /// expands what [`search_layer`] would (a candidate it would pop after leaving W is farther than
-/// all of W, which ends its loop), without its two heaps: 3% more queries/s at `ef` 10 to 64
-/// on bigann10k.
+/// all of W, which ends its loop), without its two heaps: 6.5%, 2.5% and 0.9% more queries/s
+/// at `ef` 10, 16 and 64 on bigann10k.
 pub(super) fn descend<G: GraphRead, D: Distances>(
     graph: &G,
     dist: &D,
