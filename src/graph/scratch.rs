@@ -33,6 +33,40 @@ impl Near {
     }
 }
 
+impl Near {
+    /// This node as its order key, for the heaps.
+    #[inline]
+    pub(super) fn packed(self) -> Packed {
+        Packed(self.key())
+    }
+}
+
+/// A [`Near`] as its order key: the heaps of `search_layer` compare one integer instead of
+/// computing two keys per comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Packed(u64);
+
+impl Packed {
+    /// The distance, back from the key.
+    #[inline]
+    pub(super) fn dist(self) -> f32 {
+        let ordered = (self.0 >> 32) as u32;
+        // Undoes `Near::key`: an ordered value with the top bit set was a non-negative float.
+        let bits = if ordered & 0x8000_0000 != 0 {
+            ordered ^ 0x8000_0000
+        } else {
+            !ordered
+        };
+        f32::from_bits(bits)
+    }
+
+    /// The node and distance it packs.
+    #[inline]
+    pub(super) fn near(self) -> Near {
+        Near::new(self.dist(), self.0 as NodeId)
+    }
+}
+
 impl Ord for Near {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
@@ -105,9 +139,9 @@ pub(crate) struct Scratch {
     /// Nodes whose distance has been computed in the current search.
     pub(super) visited: Visited,
     /// C of the paper: nodes still to expand, nearest on top.
-    pub(super) candidates: BinaryHeap<Reverse<Near>>,
+    pub(super) candidates: BinaryHeap<Reverse<Packed>>,
     /// W of the paper: the `ef` nearest nodes found (that pass the filter), farthest on top.
-    pub(super) results: BinaryHeap<Near>,
+    pub(super) results: BinaryHeap<Packed>,
     /// The neighbour list being expanded.
     pub(super) links: Vec<NodeId>,
     /// The neighbours of the node being expanded not visited before, in list order.
@@ -146,7 +180,7 @@ impl Scratch {
     /// Moves W into `out`, nearest first.
     pub(super) fn drain_results(&mut self, out: &mut Vec<Near>) {
         out.clear();
-        out.extend(self.results.drain());
+        out.extend(self.results.drain().map(Packed::near));
         out.sort_unstable();
     }
 }
@@ -184,6 +218,25 @@ mod tests {
         ) {
             let expected = a.total_cmp(&b).then(ia.cmp(&ib));
             proptest::prop_assert_eq!(Near::new(a, ia).cmp(&Near::new(b, ib)), expected);
+        }
+    }
+
+    proptest::proptest! {
+        /// A packed node gives back its distance bit for bit (NaN, ±0 and infinities included)
+        /// and its id, and packed nodes order as the nodes do.
+        #[test]
+        fn packed_round_trips_and_keeps_the_order(
+            a in proptest::num::f32::ANY,
+            b in proptest::num::f32::ANY,
+            ia in proptest::prelude::any::<u32>(),
+            ib in 0u32..4,
+        ) {
+            let (x, y) = (Near::new(a, ia), Near::new(b, ib));
+            let back = x.packed().near();
+            proptest::prop_assert_eq!(back.dist.to_bits(), a.to_bits());
+            proptest::prop_assert_eq!(back.id, ia);
+            proptest::prop_assert_eq!(x.packed().dist().to_bits(), a.to_bits());
+            proptest::prop_assert_eq!(x.packed().cmp(&y.packed()), x.cmp(&y));
         }
     }
 

@@ -150,7 +150,10 @@ fn search_with<G: GraphRead, T: Distances, D: Distances>(
         seed(graph, scratch, start, filter)?;
     }
     search_layer(graph, dist, 0, ef, filter, scratch)?;
-    out.extend(scratch.results.drain().map(|n| (n.dist, n.id)));
+    out.extend(scratch.results.drain().map(|p| {
+        let n = p.near();
+        (n.dist, n.id)
+    }));
     out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     Ok(())
 }
@@ -260,9 +263,9 @@ pub(super) fn seed<G: GraphRead>(
         scratch.visited.grow(node.id);
     }
     if scratch.visited.insert(node.id) {
-        scratch.candidates.push(Reverse(node));
+        scratch.candidates.push(Reverse(node.packed()));
         if filter.is_none_or(|f| f(node.id)) {
-            scratch.results.push(node);
+            scratch.results.push(node.packed());
         }
     }
     Ok(())
@@ -298,7 +301,8 @@ pub(super) fn search_layer<G: GraphRead, D: Distances>(
     };
     let mut expanded = 0;
     while let Some(Reverse(c)) = candidates.pop() {
-        let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
+        let c = c.near();
+        let worst = results.peek().map_or(f32::INFINITY, |w| w.dist());
         if c.dist > worst && results.len() >= ef {
             break;
         }
@@ -310,14 +314,14 @@ pub(super) fn search_layer<G: GraphRead, D: Distances>(
         take_unvisited(graph, distances, links, visited, fresh)?;
         for &n in fresh.iter() {
             let dist = distances.distance(n)?;
-            let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
+            let worst = results.peek().map_or(f32::INFINITY, |w| w.dist());
             if results.len() < ef || dist < worst {
                 if layer == 0 {
                     graph.prefetch_list(n);
                 }
-                candidates.push(Reverse(Near::new(dist, n)));
+                let near = Near::new(dist, n).packed();
+                candidates.push(Reverse(near));
                 if filter.is_none_or(|f| f(n)) {
-                    let near = Near::new(dist, n);
                     if results.len() < ef {
                         results.push(near);
                     } else if let Some(mut farthest) = results.peek_mut() {
