@@ -31,9 +31,7 @@ impl Near {
         let ordered = bits ^ ((((bits as i32) >> 31) as u32) | 0x8000_0000);
         (u64::from(ordered) << 32) | u64::from(self.id)
     }
-}
 
-impl Near {
     /// This node as its order key, for the heaps.
     #[inline]
     pub(super) fn packed(self) -> Packed {
